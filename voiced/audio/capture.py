@@ -1,0 +1,146 @@
+"""Microphone capture: PyAudio on a reader thread -> 16 kHz mono int16 frames on a queue.
+
+The reader thread only reads, converts and enqueues (no inference), so a slow consumer
+can never make the device overrun. On a device error it closes everything, waits with
+exponential back-off and reopens; the PyAudio object is recreated too, because one made
+while the audio server was down never sees it come back.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import AudioSettings
+from .devices import find_device, new_pyaudio, open_stream
+from .dsp import StreamResampler, downmix
+
+log = logging.getLogger(__name__)
+RATE = 16_000
+
+
+@dataclass(frozen=True)
+class CaptureHealth:
+    ok: bool
+    device: str
+    detail: str                 # why not ok / what it runs at
+    last_frame_age_s: float     # seconds since the last frame was delivered
+    reopen_count: int
+
+
+class Capture:
+    def __init__(self, audio: AudioSettings, max_queue_s: float = 5.0):
+        self.settings = audio
+        self.frame_samples = RATE * audio.chunk_ms // 1000
+        self.frames: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(4, int(max_queue_s * 1000 / audio.chunk_ms)))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._device = "(not open)"
+        self._detail = "starting"
+        self._ok = False
+        self._last_frame = time.monotonic()
+        self._reopens = 0
+        self._dropped = 0
+
+    # -- public -------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def read(self, timeout: float = 0.5) -> np.ndarray | None:
+        """Next frame (int16, frame_samples long) or None if none arrived in time."""
+        try:
+            return self.frames.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def wait_open(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not self._ok:
+            time.sleep(0.05)
+        return self._ok
+
+    def health(self) -> CaptureHealth:
+        return CaptureHealth(self._ok, self._device, self._detail,
+                             time.monotonic() - self._last_frame, self._reopens)
+
+    # -- reader thread ------------------------------------------------------
+    def _run(self) -> None:
+        backoff = self.settings.reopen_backoff_s
+        reported = None  # log each distinct failure once, not on every retry
+        while not self._stop.is_set():
+            try:
+                self._read_until_error()
+                backoff = self.settings.reopen_backoff_s
+                reported = None
+            except OSError as exc:  # DeviceNotFound is one too
+                self._ok = False
+                self._detail = f"{exc}"
+                if str(exc) != reported:
+                    log.error("microphone %s failed: %s — retrying with back-off up to %.0f s; "
+                              "check that the audio server runs and the device is plugged in "
+                              "(voiced doctor lists devices)", self._device, exc, self.settings.reopen_backoff_max_s)
+                    reported = str(exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.reopen_backoff_max_s)
+                self._reopens += 1
+
+    def _read_until_error(self) -> None:
+        pa = new_pyaudio()
+        stream = None
+        try:
+            index, name = find_device(pa, self.settings.input_device, "input")
+            self._device = name
+            stream, choice = open_stream(pa, index, name, "input", RATE, self.frame_samples)
+            block = max(1, self.frame_samples * choice.rate // RATE)
+            resampler = StreamResampler(choice.rate, RATE)
+            pending = np.zeros(0, dtype=np.float32)
+            self._ok = True
+            self._detail = f"{choice.rate} Hz, {choice.channels} ch" + ("" if choice.rate == RATE else " (resampled)")
+            if self._reopens:
+                log.info("microphone %s is back (%s)", name, self._detail)
+            while not self._stop.is_set():
+                raw = stream.read(block, exception_on_overflow=False)
+                pcm = np.frombuffer(raw, dtype=np.int16)
+                if choice.channels > 1 or choice.rate != RATE:
+                    mono = downmix(pcm.astype(np.float32), choice.channels)
+                    pending = np.concatenate([pending, resampler.process(mono)])
+                    while len(pending) >= self.frame_samples:
+                        self._deliver(np.clip(pending[: self.frame_samples], -32768, 32767).astype(np.int16))
+                        pending = pending[self.frame_samples:]
+                else:
+                    self._deliver(pcm.copy())
+        finally:
+            self._ok = False
+            if stream is not None:
+                try:
+                    stream.stop_stream()
+                    stream.close()
+                except OSError:
+                    pass
+            pa.terminate()
+
+    def _deliver(self, frame: np.ndarray) -> None:
+        self._last_frame = time.monotonic()
+        try:
+            self.frames.put_nowait(frame)
+        except queue.Full:
+            # The consumer is stuck: drop the oldest audio rather than block the device.
+            try:
+                self.frames.get_nowait()
+            except queue.Empty:
+                pass
+            self.frames.put_nowait(frame)
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 100 == 0:
+                log.warning("audio consumer is behind: dropped %d frames", self._dropped)

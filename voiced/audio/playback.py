@@ -1,0 +1,100 @@
+"""Speaker output: PyAudio, 24 kHz mono int16 by default, cancellable mid-reply.
+
+Chunks (one per sentence) are written in short blocks so `stop()` cuts playback within
+~one block. `playing` is what the wake word gate reads so the daemon does not hear itself.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..config import AudioSettings
+from ..engines.base import SpeechChunk
+from .devices import find_device, new_pyaudio, open_stream
+from .dsp import StreamResampler, float_to_int16, normalize
+
+log = logging.getLogger(__name__)
+BLOCK_S = 0.05  # write granularity: bounds the stop latency
+
+
+class Playback:
+    def __init__(self, audio: AudioSettings):
+        self.settings = audio
+        self.rate = audio.output_rate
+        self._stop = threading.Event()
+        self._playing = threading.Event()
+        self.last_end = 0.0          # monotonic time playback last finished
+        self.ok = True
+        self.detail = "not opened yet"
+        self._reported: str | None = None
+
+    @property
+    def playing(self) -> bool:
+        return self._playing.is_set()
+
+    def stop(self) -> None:
+        """Cut the current reply (barge-in, shutdown)."""
+        self._stop.set()
+
+    def play(self, chunks: Iterable[SpeechChunk], on_first_audio: Callable[[], None] | None = None) -> float:
+        """Play chunks as they arrive; returns seconds of audio played. Blocks until done or stopped."""
+        self._stop.clear()
+        self._playing.set()
+        played = 0.0
+        pa = stream = None
+        try:
+            pa = new_pyaudio()
+            index, name = find_device(pa, self.settings.output_device, "output")
+            stream, choice = open_stream(pa, index, name, "output", self.rate, int(self.rate * BLOCK_S))
+            self.ok, self.detail = True, f"{name} @ {choice.rate} Hz"
+            self._reported = None
+            resampler: StreamResampler | None = None
+            src_rate = None
+            gain = None
+            for chunk in chunks:
+                if self._stop.is_set():
+                    break
+                audio = chunk.audio.astype(np.float32, copy=False)
+                if gain is None:  # one gain per reply, from its first sentence: no level jumps
+                    level_fixed = normalize(audio, self.settings.output_target_dbfs, rate=chunk.sample_rate)
+                    gain = float(np.max(np.abs(level_fixed)) / max(float(np.max(np.abs(audio))), 1e-9))
+                audio = np.clip(audio * gain * self.settings.output_volume, -1, 1)
+                if src_rate != chunk.sample_rate:
+                    src_rate, resampler = chunk.sample_rate, StreamResampler(chunk.sample_rate, choice.rate)
+                out = resampler.process(audio)
+                if choice.channels > 1:
+                    out = np.repeat(out, choice.channels)
+                pcm = float_to_int16(out).tobytes()
+                block = int(choice.rate * BLOCK_S) * 2 * choice.channels
+                for i in range(0, len(pcm), block):
+                    if self._stop.is_set():
+                        break
+                    stream.write(pcm[i:i + block])
+                    if played == 0.0 and on_first_audio:
+                        on_first_audio()
+                    played += len(pcm[i:i + block]) / (2 * choice.channels * choice.rate)
+            if not self._stop.is_set():
+                # Pad with a short silence so the device drains the last sentence before close.
+                stream.write(b"\0\0" * choice.channels * int(choice.rate * 0.1))
+        except OSError as exc:
+            self.ok, self.detail = False, str(exc)
+            if self._reported != str(exc):
+                log.error("speaker %s failed: %s — the reply was not played; check the audio server "
+                          "and output device (voiced doctor)", self.settings.output_device, exc)
+                self._reported = str(exc)
+        finally:
+            if stream is not None:
+                try:
+                    stream.stop_stream()
+                    stream.close()
+                except OSError:
+                    pass
+            if pa is not None:
+                pa.terminate()
+            self.last_end = time.monotonic()
+            self._playing.clear()
+        return played

@@ -1,0 +1,149 @@
+"""The `voiced` command: run, doctor, models, transcribe, say."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from .config import EX_CONFIG, ConfigError, Settings, load_settings
+from .logs import setup_logging
+
+log = logging.getLogger("voiced")
+
+
+def _settings(args) -> Settings:
+    settings, path = load_settings(args.config)
+    setup_logging(args.log_level or settings.log.level)
+    log.debug("config from %s", path)
+    args.config_path = path
+    return settings
+
+
+def cmd_run(args) -> int:
+    from .app import Daemon
+
+    settings = _settings(args)
+    log.info("voiced starting with config %s", args.config_path)
+    daemon = Daemon(settings)
+
+    def _terminate(signum, _frame):
+        log.info("%s: stopping", signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    daemon.start()
+    daemon.run()
+    log.info("voiced stopped")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(_settings(args), args.config_path, listen_s=args.listen)
+
+
+def cmd_models(args) -> int:
+    from .models.registry import fetch_all, print_table, status_all
+    from .config import models_dir
+
+    settings = _settings(args)
+    if args.action == "where":
+        print(models_dir(settings))
+        return 0
+    rows = fetch_all(settings) if args.action == "fetch" else status_all(settings)
+    print_table(rows, models_dir(settings))
+    return 0 if all(r.ready or r.name.startswith("tts-chatterbox") for r in rows) else 1
+
+
+def cmd_transcribe(args) -> int:
+    from .audio.decode import UnreadableAudio, decode_audio
+    from .engines.factory import make_stt
+
+    settings = _settings(args)
+    try:
+        audio = decode_audio(args.file)
+    except UnreadableAudio as exc:
+        print(f"voiced: {args.file}: {exc}", file=sys.stderr)
+        return 65  # EX_DATAERR
+    stt, info = make_stt(settings)
+    result = stt.transcribe(audio)
+    if not result.text:
+        print(f"voiced: no speech ({result.rejected})", file=sys.stderr)
+        return 1
+    print(result.text)
+    log.info("%.1f s of audio in %.2f s with %s (%s)", result.audio_s, result.elapsed_s, info.model, info.device)
+    return 0
+
+
+def cmd_say(args) -> int:
+    import numpy as np
+
+    from .audio.decode import write_wav
+    from .audio.dsp import resample
+    from .engines.factory import make_tts
+
+    settings = _settings(args)
+    tts, info = make_tts(settings)
+    log.info("speaking with %s on %s (%s)", info.name, info.device, info.model)
+    if args.out:
+        chunks = [resample(c.audio, c.sample_rate, settings.audio.output_rate) for c in tts.synthesize(args.text)]
+        write_wav(args.out, np.concatenate(chunks) if chunks else np.zeros(0, np.float32), settings.audio.output_rate)
+        print(args.out)
+        return 0
+    from .audio.playback import Playback
+
+    playback = Playback(settings.audio)
+    playback.play(tts.synthesize(args.text))
+    return 0 if playback.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voiced", description="A headless, always-on voice daemon.")
+    p.add_argument("--config", help="config file (default: $VOICED_CONFIG, /etc/voiced/voiced.toml, "
+                                    "~/.config/voiced/voiced.toml, then the shipped default)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override [log] level")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", help="run the daemon in the foreground",
+                   description="Listen for the wake word and answer, until SIGTERM/SIGINT.").set_defaults(fn=cmd_run)
+
+    d = sub.add_parser("doctor", help="check audio devices, models, GPU and config",
+                       description="Print a table of checks; exit 1 if the daemon could not work.")
+    d.add_argument("--listen", type=float, default=1.0, metavar="S", help="seconds of microphone to sample (0: skip)")
+    d.set_defaults(fn=cmd_doctor)
+
+    m = sub.add_parser("models", help="list, fetch, or locate model weights",
+                       description="list: what each model is and where it comes from; fetch: download from "
+                                   "the hub, or prepare the offline sources; where: the models folder.")
+    m.add_argument("action", nargs="?", choices=["list", "fetch", "where"], default="list")
+    m.set_defaults(fn=cmd_models)
+
+    t = sub.add_parser("transcribe", help="transcribe an audio file (wav, flac, ogg, mp3, webm...)",
+                       description="Print the transcript of FILE; exit 1 if it holds no speech.")
+    t.add_argument("file")
+    t.set_defaults(fn=cmd_transcribe)
+
+    s = sub.add_parser("say", help="speak TEXT, or write it to a WAV file",
+                       description="Synthesise TEXT with the configured TTS engine.")
+    s.add_argument("text")
+    s.add_argument("--out", metavar="FILE", help="write a 16-bit mono WAV at [audio] output_rate instead of playing")
+    s.set_defaults(fn=cmd_say)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except ConfigError as exc:
+        print(f"voiced: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Settings: one frozen tree, built once from a TOML file and VOICED_* environment variables.
+
+Precedence (highest first): VOICED_<SECTION>__<KEY> env vars, then the first file found of
+--config, $VOICED_CONFIG, /etc/voiced/voiced.toml, ~/.config/voiced/voiced.toml, and the
+shipped default (voiced/default_config/voiced.toml, same text as config/voiced.toml).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+EX_CONFIG = 78  # sysexits.h: configuration error; systemd unit uses RestartPreventExitStatus=78
+SHIPPED_DEFAULT = Path(__file__).parent / "default_config" / "voiced.toml"
+SEARCH_PATH = (Path("/etc/voiced/voiced.toml"), Path("~/.config/voiced/voiced.toml"))
+
+Device = Union[int, str]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AudioSettings(Section):
+    input_device: Device = "default"      # name (substring), index, or "default"
+    output_device: Device = "default"
+    chunk_ms: int = Field(80, ge=10, le=500)   # 80 ms = openWakeWord's frame
+    output_rate: int = Field(24_000, ge=8_000, le=192_000)
+    remove_dc: bool = True
+    normalize_input: bool = True
+    input_target_dbfs: float = Field(-20.0, ge=-60, le=0)
+    noise_suppression: bool = False
+    min_level_dbfs: float = Field(-55.0, le=0)      # quieter captures are dropped as empty
+    max_clipped_fraction: float = Field(0.05, ge=0, le=1)
+    output_target_dbfs: float = Field(-18.0, ge=-60, le=0)
+    output_volume: float = Field(1.0, ge=0, le=2)
+    reopen_backoff_s: float = Field(0.5, gt=0)
+    reopen_backoff_max_s: float = Field(30.0, gt=0)
+    read_timeout_s: float = Field(5.0, gt=0)
+
+
+class WakeSettings(Section):
+    models: tuple[str, ...] = ("hey_jarvis",)   # names or paths to .onnx/.tflite
+    threshold: float = Field(0.5, gt=0, lt=1)
+    trigger_level: int = Field(1, ge=1, le=10)     # frames over threshold before firing
+    refractory_s: float = Field(2.0, ge=0)
+    mute_during_playback: bool = True
+    playback_tail_s: float = Field(0.5, ge=0)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("models")
+    @classmethod
+    def _not_empty(cls, v):
+        if not v:
+            raise ValueError("at least one wake word model is needed")
+        return v
+
+
+class VadSettings(Section):
+    engine: Literal["silero", "energy"] = "silero"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    silence_s: float = Field(0.8, gt=0, le=10)        # trailing silence that ends a request
+    max_s: float = Field(15.0, gt=0, le=120)           # hard cap on one request
+    no_speech_timeout_s: float = Field(4.0, gt=0, le=60)
+    preroll_s: float = Field(0.3, ge=0, le=3)
+
+
+class SttSettings(Section):
+    model: str = "openai/whisper-base.en"   # hub id or local directory
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    language: str = "en"
+    max_new_tokens: int = Field(96, ge=8, le=440)
+    no_speech_threshold: float = Field(0.6, gt=0, le=1)
+    warmup: bool = True
+
+
+class ResponderSettings(Section):
+    kind: Literal["builtin", "command", "openai"] = "builtin"
+    command: tuple[str, ...] = ()           # argv; transcript on stdin, reply on stdout
+    timeout_s: float = Field(10.0, gt=0, le=600)
+    openai_url: str = "http://127.0.0.1:8080/v1/chat/completions"
+    openai_model: str = "local"
+    openai_api_key: str = ""
+    system_prompt: str = "You are a helpful voice assistant. Answer in one to three short spoken sentences."
+    max_reply_chars: int = Field(600, ge=20)
+
+
+class TtsSettings(Section):
+    engine: Literal["auto", "chatterbox", "piper", "espeak"] = "auto"
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    chatterbox_on_cpu: bool = False         # Chatterbox is ~13x slower than real time on a CPU
+    chatterbox_model: str = "ResembleAI/chatterbox"   # hub id or local directory
+    exaggeration: float = Field(0.5, ge=0, le=2)
+    temperature: float = Field(0.8, gt=0, le=5)
+    cfg_weight: float = Field(0.5, ge=0, le=1)
+    voice: str = ""                          # reference clip for Chatterbox; "" = built-in voice
+    max_speech_tokens: int = Field(1000, ge=10, le=4000)
+    piper_voice: str = "joe-us"              # packaged voice name or path to a .onnx
+    espeak_voice: str = "en-us"
+
+
+class ModelsSettings(Section):
+    dir: str = ""        # "" = $VOICED_MODELS_DIR, $CACHE_DIRECTORY/models, or ~/.cache/voiced/models
+    offline: bool = False  # never try the hub; use prepared local weights only
+
+
+class LogSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICED_", env_nested_delimiter="__",
+                                      frozen=True, extra="forbid", nested_model_default_partial_update=True)
+    audio: AudioSettings = AudioSettings()
+    wake: WakeSettings = WakeSettings()
+    vad: VadSettings = VadSettings()
+    stt: SttSettings = SttSettings()
+    responder: ResponderSettings = ResponderSettings()
+    tts: TtsSettings = TtsSettings()
+    models: ModelsSettings = ModelsSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _command_needs_argv(self):
+        if self.responder.kind == "command" and not self.responder.command:
+            raise ValueError("responder.command must be set when responder.kind = \"command\"")
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings]
+        toml_file = settings_cls.model_config.get("toml_file")
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """A config problem worded for the user: names the file and the key."""
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from --config) does not exist")
+        return path
+    env = os.environ.get("VOICED_CONFIG")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from $VOICED_CONFIG) does not exist")
+        return path
+    for candidate in SEARCH_PATH:
+        candidate = candidate.expanduser()
+        if candidate.is_file():
+            return candidate
+    return SHIPPED_DEFAULT
+
+
+def _describe(err: dict, path: Path) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or len(err["loc"]) == 1)
+    loc = loc or "(whole file)"
+    env_name = "VOICED_" + "__".join(str(p).upper() for p in err["loc"][:2])
+    origin = f"environment variable {env_name}" if env_name in os.environ else f"{path}"
+    got = err.get("input")
+    got_text = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting (typo?)"
+    return f"{loc}: {msg}{got_text} [in {origin}]"
+
+
+def load_settings(explicit: str | os.PathLike | None = None) -> tuple[Settings, Path]:
+    """Build the settings tree or raise ConfigError with a message that names file and key."""
+    path = find_config(explicit)
+    try:
+        with open(path, "rb") as fh:
+            tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    bound = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}})
+    try:
+        return bound(), path
+    except ValidationError as exc:
+        lines = [_describe(e, path) for e in exc.errors()]
+        raise ConfigError(f"invalid config ({path}):\n  " + "\n  ".join(lines)) from None
+
+
+def models_dir(settings: Settings) -> Path:
+    """Where prepared weights live: config, $VOICED_MODELS_DIR, systemd's CacheDirectory, ~/.cache."""
+    if settings.models.dir:
+        return Path(settings.models.dir).expanduser()
+    if os.environ.get("VOICED_MODELS_DIR"):
+        return Path(os.environ["VOICED_MODELS_DIR"]).expanduser()
+    if os.environ.get("CACHE_DIRECTORY"):   # set by systemd for CacheDirectory=voiced
+        return Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) / "models"
+    base = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser()
+    return base / "voiced" / "models"

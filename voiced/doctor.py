@@ -1,0 +1,104 @@
+"""`voiced doctor`: can the daemon work here? A table of checks, exit 1 if it could not."""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings, models_dir
+
+
+@dataclass
+class Check:
+    area: str
+    ok: bool | None      # None = only a warning (the daemon still works)
+    what: str
+    fix: str = ""
+
+
+def _input_check(settings: Settings, listen_s: float) -> Check:
+    from .audio.devices import find_device, new_pyaudio, open_stream
+    from .audio.dsp import rms_dbfs
+
+    pa = new_pyaudio()
+    try:
+        index, name = find_device(pa, settings.audio.input_device, "input")
+        stream, choice = open_stream(pa, index, name, "input", 16_000, 1280)
+        level = ""
+        if listen_s > 0:
+            frames = int(choice.rate * listen_s)
+            raw = stream.read(frames, exception_on_overflow=False)
+            pcm = np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768.0
+            level = f", level {rms_dbfs(pcm):.0f} dBFS over {listen_s:g} s"
+        stream.close()
+        return Check("microphone", True, f"{name!r} opens at {choice.rate} Hz, {choice.channels} ch{level}")
+    except OSError as exc:
+        return Check("microphone", False, str(exc), "check the audio server (pactl info) and audio.input_device")
+    finally:
+        pa.terminate()
+
+
+def _output_check(settings: Settings) -> Check:
+    from .audio.devices import find_device, new_pyaudio, open_stream
+
+    pa = new_pyaudio()
+    try:
+        index, name = find_device(pa, settings.audio.output_device, "output")
+        stream, choice = open_stream(pa, index, name, "output", settings.audio.output_rate, 1200)
+        stream.close()
+        return Check("speaker", True, f"{name!r} opens at {choice.rate} Hz")
+    except OSError as exc:
+        return Check("speaker", None, str(exc), "replies cannot be heard; check audio.output_device")
+    finally:
+        pa.terminate()
+
+
+def _gpu_check() -> Check:
+    try:
+        import torch
+    except ImportError:
+        return Check("gpu", None, "torch is not installed", "run scripts/setup.sh")
+    if not torch.cuda.is_available():
+        return Check("gpu", None, f"no CUDA device (torch {torch.__version__}); models run on the CPU")
+    props = torch.cuda.get_device_properties(0)
+    free, total = torch.cuda.mem_get_info()
+    return Check("gpu", True, f"{props.name}, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free, torch {torch.__version__}")
+
+
+def gather(settings: Settings, config_path: Path, listen_s: float = 1.0) -> list[Check]:
+    from .engines.factory import _tts_candidates
+    from .models.registry import status_all
+
+    checks = [Check("config", True, str(config_path))]
+    checks.append(_input_check(settings, listen_s))
+    checks.append(_output_check(settings))
+    checks.append(_gpu_check())
+    required = {"stt", "wake", "vad"}
+    for row in status_all(settings):
+        needed = row.name in required or row.name.startswith("wake")
+        ok = row.ready if needed else (True if row.ready else None)
+        checks.append(Check(f"model {row.name}", ok, f"{row.model} ({row.source})" if row.ready else row.model,
+                            row.detail or ("" if row.ready else "run: voiced models fetch")))
+    tts = _tts_candidates(settings)
+    has_espeak = shutil.which("espeak-ng") is not None
+    checks.append(Check("tts", True if tts[0] != "espeak" or has_espeak else False,
+                        f"would speak with {tts[0]} (then: {', '.join(tts[1:]) or 'nothing'})"))
+    checks.append(Check("models dir", True, str(models_dir(settings))))
+    return checks
+
+
+def run_doctor(settings: Settings, config_path: Path, listen_s: float = 1.0) -> int:
+    t0 = time.monotonic()
+    checks = gather(settings, config_path, listen_s)
+    w = max(len(c.area) for c in checks)
+    for c in checks:
+        mark = {True: " ok ", False: "FAIL", None: "warn"}[c.ok]
+        print(f"[{mark}] {c.area:<{w}}  {c.what}")
+        if c.fix and c.ok is not True:
+            print(f"       {'':<{w}}  -> {c.fix}")
+    failed = [c for c in checks if c.ok is False]
+    print(f"\n{len(failed)} problem(s); checked in {time.monotonic() - t0:.1f} s")
+    return 1 if failed else 0

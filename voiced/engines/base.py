@@ -1,0 +1,77 @@
+"""The contract every speech engine follows, and the errors recovery acts on.
+
+Audio currency: float32 numpy arrays in [-1, 1], mono. STT input is always 16 kHz;
+TTS output is at the engine's own `sample_rate` (playback resamples to the device).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+STT_RATE = 16_000
+
+
+class EngineError(Exception):
+    """Base class: an engine could not do what it was asked."""
+
+
+class TransientEngineError(EngineError):
+    """Worth retrying as is (a timeout, a busy device)."""
+
+
+class OutOfMemory(EngineError):
+    """The device ran out of memory: free caches and retry, or move to CPU."""
+
+
+class FatalEngineError(EngineError):
+    """The engine cannot work here (missing weights, broken device): use a fallback."""
+
+
+class MissingDependency(FatalEngineError):
+    """An optional package is not installed; the message names what to install."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str                      # "" when rejected (silence, hallucination)
+    elapsed_s: float               # wall time spent transcribing
+    audio_s: float                 # length of the audio given
+    no_speech_prob: float | None = None
+    rejected: str | None = None    # why the text was dropped, for the log
+    raw_text: str = ""             # what the model said before filtering
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    audio: np.ndarray              # float32 mono
+    sample_rate: int
+    text: str = ""                 # the sentence this chunk speaks
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str                      # "whisper", "chatterbox", "piper"...
+    device: str                    # "cuda", "cpu", "remote"...
+    model: str                     # what is loaded, e.g. "openai/whisper-base.en" or a path
+    source: str = ""               # where the weights came from (hub, package, local dir)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class SpeechToText(Protocol):
+    def load(self) -> EngineInfo: ...
+    def warmup(self) -> None: ...
+    def transcribe(self, audio: np.ndarray) -> Transcript: ...
+
+
+@runtime_checkable
+class TextToSpeech(Protocol):
+    sample_rate: int
+
+    def load(self) -> EngineInfo: ...
+    def warmup(self) -> None: ...
+    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+        """Yield audio sentence by sentence, so playback can start on the first."""
+        ...

@@ -1,0 +1,121 @@
+"""Building engines by name, lazily (heavy imports only for what is used), and choosing
+the TTS engine: Chatterbox where it can run at a usable speed, else Piper, else espeak-ng."""
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+from ..config import Settings
+from .base import EngineInfo, FatalEngineError, SpeechChunk, SpeechToText, TextToSpeech
+
+log = logging.getLogger(__name__)
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - a broken CUDA install means "no CUDA"
+        return False
+
+
+def make_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
+    from .stt_whisper import WhisperSTT
+
+    engine = WhisperSTT(settings.stt, settings)
+    info = engine.load()
+    log.info("speech-to-text: %s on %s (%s)%s", info.name, info.device, info.model,
+             "; " + "; ".join(info.notes) if info.notes else "")
+    return engine, info
+
+
+def _tts_candidates(settings: Settings) -> list[str]:
+    t = settings.tts
+    if t.engine != "auto":
+        return [t.engine] + [e for e in ("piper", "espeak") if e != t.engine]
+    from ..models.chatterbox import status as chatterbox_status
+
+    chatterbox_ok = chatterbox_status(settings).ready
+    on_gpu = t.device != "cpu" and cuda_available()
+    if chatterbox_ok and (on_gpu or t.chatterbox_on_cpu):
+        return ["chatterbox", "piper", "espeak"]
+    why = "no Chatterbox weights (voiced models fetch)" if not chatterbox_ok else \
+        "no CUDA and chatterbox_on_cpu = false (Chatterbox is ~13x slower than real time on a CPU)"
+    log.info("TTS auto: not using Chatterbox: %s", why)
+    return ["piper", "espeak"]
+
+
+def _build_tts(name: str, settings: Settings) -> TextToSpeech:
+    if name == "chatterbox":
+        from .tts_chatterbox import ChatterboxEngine
+        return ChatterboxEngine(settings.tts, settings)
+    if name == "piper":
+        from .tts_piper import PiperEngine
+        return PiperEngine(settings.tts)
+    if name == "espeak":
+        from .tts_espeak import EspeakEngine
+        return EspeakEngine(settings.tts)
+    raise FatalEngineError(f"unknown TTS engine {name!r}; choose chatterbox, piper or espeak")
+
+
+class FallbackTTS:
+    """Speaks with the first engine that works; if it fails for good mid-run, moves to the next."""
+
+    def __init__(self, engines: list[tuple[TextToSpeech, EngineInfo]], candidates: list[str], settings: Settings):
+        self._engines, self._candidates, self._settings = engines, candidates, settings
+        self.sample_rate = engines[0][0].sample_rate
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._engines[0][1]
+
+    def load(self) -> EngineInfo:
+        return self.info
+
+    def warmup(self) -> None:
+        self._engines[0][0].warmup()
+
+    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+        while True:
+            engine, info = self._engines[0]
+            try:
+                yield from engine.synthesize(text)
+                return
+            except FatalEngineError as exc:
+                log.error("TTS %s failed for good (%s); switching to the next engine", info.name, exc)
+                if not self._next():
+                    raise
+
+    def _next(self) -> bool:
+        while self._candidates:
+            name = self._candidates.pop(0)
+            try:
+                engine = _build_tts(name, self._settings)
+                info = engine.load()
+            except FatalEngineError as exc:
+                log.warning("TTS %s unavailable: %s", name, exc)
+                continue
+            self._engines[0] = (engine, info)
+            self.sample_rate = engine.sample_rate
+            log.warning("TTS now speaks with %s on %s", info.name, info.device)
+            return True
+        return False
+
+
+def make_tts(settings: Settings) -> tuple[FallbackTTS, EngineInfo]:
+    candidates = _tts_candidates(settings)
+    errors = []
+    while candidates:
+        name = candidates.pop(0)
+        try:
+            engine = _build_tts(name, settings)
+            info = engine.load()
+        except FatalEngineError as exc:
+            errors.append(f"{name}: {exc}")
+            log.warning("TTS %s unavailable: %s", name, exc)
+            continue
+        log.info("text-to-speech: %s on %s (%s)", info.name, info.device, info.model)
+        tts = FallbackTTS([(engine, info)], candidates, settings)
+        return tts, info
+    raise FatalEngineError("no TTS engine could start: " + "; ".join(errors))

@@ -1,0 +1,25 @@
+"""What every responder is: transcript in, reply text out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    source: str                 # responder that produced it: "builtin", "command", "openai"
+    note: str = ""              # e.g. why a fallback answered, for the log/status
+
+
+@dataclass
+class Context:
+    """What a responder may know besides the words: a status line, earlier turns."""
+    status: Callable[[], str] = lambda: "running"
+    history: list[tuple[str, str]] = field(default_factory=list)   # (user, assistant), oldest first
+
+
+class Responder(Protocol):
+    name: str
+
+    def respond(self, transcript: str, context: Context) -> Reply: ...
