@@ -1,0 +1,137 @@
+"""End to end through real (virtual) audio devices: `voiced run` as a subprocess on a private
+PulseAudio server; speech is played into its microphone and its reply recorded from the
+speaker monitor, then transcribed with the real Whisper."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import espeak_wav
+from support.pulse import load_raw, speech_segments
+
+pytestmark = pytest.mark.e2e
+REC_RATE = 24_000
+
+
+class DaemonProcess:
+    def __init__(self, env: dict, tmp: Path):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "voiced", "run"], env=env, cwd=tmp,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            print("daemon:", line.rstrip(), file=sys.stderr)
+
+    def wait_for(self, pattern: str, timeout: float, start: int = 0) -> re.Match:
+        regex = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for line in self.lines[start:]:
+                m = regex.search(line)
+                if m:
+                    return m
+            if self.proc.poll() is not None:
+                pytest.fail(f"daemon exited with {self.proc.returncode}:\n" + "\n".join(self.lines[-40:]))
+            time.sleep(0.1)
+        pytest.fail(f"no log line matching {pattern!r} within {timeout} s:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        try:
+            return self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+@pytest.fixture(scope="module")
+def daemon(pulse_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("daemon")
+    env = {k: v for k, v in pulse_server.env.items() if not k.startswith("VOICED_") or k == "VOICED_MODELS_DIR"}
+    env["VOICED_VAD__NO_SPEECH_TIMEOUT_S"] = "3"
+    d = DaemonProcess(env, tmp)
+    d.wait_for(r"listening for hey_jarvis", timeout=240)
+    yield d
+    code = d.stop()
+    assert code == 0, "daemon did not stop cleanly on SIGTERM"
+
+
+def utterance(tmp: Path, parts: list[str | float]) -> Path:
+    """espeak-ng phrases and pauses (seconds) joined into one 16 kHz WAV."""
+    files = []
+    for i, part in enumerate(parts):
+        f = tmp / f"part{i}.wav"
+        if isinstance(part, float):
+            subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(f), "trim", "0", str(part)], check=True)
+        else:
+            espeak_wav(part, f)
+        files.append(str(f))
+    out = tmp / "utterance.wav"
+    subprocess.run(["sox", *files, str(out)], check=True)
+    return out
+
+
+def record_while(pulse_server, path: Path, action, seconds_after: float):
+    rec = pulse_server.record_speaker(path, REC_RATE)
+    time.sleep(0.5)
+    try:
+        action()
+        time.sleep(seconds_after)
+    finally:
+        rec.terminate()
+        rec.wait(5)
+    return load_raw(path)
+
+
+def test_wake_word_alone_ends_quietly(daemon, pulse_server, tmp_path):
+    wav = utterance(tmp_path, [0.5, "hey jarvis", 0.5])
+    mark = len(daemon.lines)
+
+    def act():
+        pulse_server.play_into_mic(wav).wait(10)
+        daemon.wait_for(r"wake word hey_jarvis", timeout=10, start=mark)
+        daemon.wait_for(r"turn \d+ .*no speech", timeout=15, start=mark)
+
+    audio = record_while(pulse_server, tmp_path / "spk.raw", act, 1.0)
+    assert speech_segments(audio, REC_RATE) == [], "the daemon spoke although nothing was asked"
+    assert daemon.proc.poll() is None
+
+
+def test_spoken_turn_answers_with_the_time(daemon, pulse_server, tmp_path, whisper_stt):
+    wav = utterance(tmp_path, [0.5, "hey jarvis", 0.7, "what time is it", 2.0])
+    mark = len(daemon.lines)
+    asked = dt.datetime.now()
+
+    def act():
+        pulse_server.play_into_mic(wav)
+        daemon.wait_for(r"wake word hey_jarvis", timeout=15, start=mark)
+        daemon.wait_for(r"turn \d+ .*answered", timeout=90, start=mark)
+
+    audio = record_while(pulse_server, tmp_path / "spk.raw", act, 1.5)
+    segments = speech_segments(audio, REC_RATE)
+    assert segments, "nothing came out of the speaker"
+    start, end = segments[0][0], segments[-1][1]
+    from voiced.audio.dsp import resample
+    heard = whisper_stt.transcribe(resample(audio[int(start * REC_RATE): int(end * REC_RATE) + REC_RATE // 4],
+                                            REC_RATE, 16_000)).text
+    print("reply heard from the speaker:", heard, file=sys.stderr)
+    m = re.search(r"(\d{1,2})[:.](\d{2})", heard) or re.search(r"(\d{1,2}) (\d{2})", heard)
+    assert m, f"no time in the spoken reply {heard!r}"
+    said = int(m.group(1)) % 12 * 60 + int(m.group(2))
+    now = (asked.hour % 12) * 60 + asked.minute
+    assert min(abs(said - now), 720 - abs(said - now)) <= 3, f"reply {heard!r} vs clock {asked:%H:%M}"
+    turn_line = daemon.wait_for(r"turn \d+ .*answered.*", timeout=1, start=mark).group(0)
+    print("daemon timings:", turn_line, file=sys.stderr)
+    assert "voice_to_voice=" in turn_line
