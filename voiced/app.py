@@ -23,6 +23,9 @@ from .responder import Context, make_responder
 
 log = logging.getLogger(__name__)
 RATE = 16_000
+# openWakeWord fires ~0.1 s before the wake phrase ends; skip that tail so the end of
+# "jarvis" does not count as the start of the request.
+WAKE_TAIL_S = 0.25
 
 
 class Daemon:
@@ -38,6 +41,7 @@ class Daemon:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._gate_was_closed = False
+        self._skip_frames = 0
         self.started_at = time.monotonic()
 
     # -- start/stop ---------------------------------------------------------
@@ -113,12 +117,16 @@ class Daemon:
             log.info("wake word %s (score %.2f)", detection.model, detection.score)
             self.begin_listening(f"wake:{detection.model}")
 
-    def begin_listening(self, trigger: str) -> None:
+    def begin_listening(self, trigger: str, skip_s: float = WAKE_TAIL_S) -> None:
         self.pipeline.begin_turn(trigger)
+        self._skip_frames = int(round(skip_s * 1000 / self.settings.audio.chunk_ms))
         self.endpointer.start()
         self.pipeline.to(S.LISTENING)
 
     def _record(self, frame: np.ndarray) -> None:
+        if self._skip_frames > 0:
+            self._skip_frames -= 1
+            return
         result = self.endpointer.feed(frame)
         if result is None:
             return

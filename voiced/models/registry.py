@@ -23,7 +23,7 @@ def _as_list(result) -> list[ModelStatus]:
 def status_all(settings: Settings) -> list[ModelStatus]:
     rows: list[ModelStatus] = []
     for mod in _modules():
-        rows += _as_list(mod.status(settings))
+        rows += _as_list(getattr(mod, "statuses", mod.status)(settings))
     rows.append(_piper_status(settings))
     return rows
 

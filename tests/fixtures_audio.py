@@ -1,0 +1,100 @@
+"""Shared audio fixtures: real espeak-ng speech at 16 kHz, noise, framing, and the real
+openWakeWord/Silero model folder (fetched like CI does; a failure to fetch FAILS the test)."""
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import tempfile
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import lfilter, resample_poly
+
+RATE = 16_000
+FRAME = 1280   # 80 ms: what capture delivers
+
+
+@functools.lru_cache(maxsize=64)
+def _espeak_cached(text: str, voice: str, speed: int | None) -> np.ndarray:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        pytest.fail("espeak-ng is not installed (apt-get install espeak-ng): the audio tests need real speech")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        cmd = [exe, "-v", voice, "-w", str(wav)] + (["-s", str(speed)] if speed else []) + [text]
+        subprocess.run(cmd, check=True, capture_output=True)
+        audio, rate = sf.read(wav, dtype="float32")
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    g = gcd(rate, RATE)
+    audio = resample_poly(audio, RATE // g, rate // g)
+    return np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
+
+
+def espeak(text: str, voice: str = "en-us", speed: int | None = None) -> np.ndarray:
+    """espeak-ng speech as 16 kHz mono int16 (espeak writes 22.05 kHz)."""
+    return _espeak_cached(text, voice, speed).copy()
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * RATE), dtype=np.int16)
+
+
+def _scale(noise: np.ndarray, dbfs: float) -> np.ndarray:
+    noise = noise / np.sqrt(np.mean(noise ** 2)) * 32768 * 10 ** (dbfs / 20)
+    return np.clip(np.round(noise), -32768, 32767).astype(np.int16)
+
+
+def white_noise(seconds: float, dbfs: float = -30.0, seed: int = 0) -> np.ndarray:
+    return _scale(np.random.default_rng(seed).normal(size=round(seconds * RATE)), dbfs)
+
+
+def pink_noise(seconds: float, dbfs: float = -30.0, seed: int = 0) -> np.ndarray:
+    """1/f noise (Kellet's filter on white noise), like room/fan noise more than white is."""
+    n = round(seconds * RATE)
+    white = np.random.default_rng(seed).normal(size=n + RATE)
+    pink = lfilter([0.049922035, -0.095993537, 0.050612699, -0.004408786],
+                   [1, -2.494956002, 2.017265875, -0.522189400], white)[RATE:]   # drop the filter's settling
+    return _scale(pink, dbfs)
+
+
+def concat(*parts: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(p, dtype=np.int16) for p in parts])
+
+
+def frames(audio: np.ndarray, size: int = FRAME):
+    """Yield `size`-sample int16 frames; the last one is zero-padded, as capture would deliver."""
+    audio = np.asarray(audio, dtype=np.int16)
+    pad = (-len(audio)) % size
+    if pad:
+        audio = np.concatenate([audio, np.zeros(pad, dtype=np.int16)])
+    for start in range(0, len(audio), size):
+        yield audio[start:start + size]
+
+
+def speech_bounds(audio: np.ndarray, rel: float = 0.02) -> tuple[float, float]:
+    """(first, last) time in seconds where |sample| exceeds `rel` of the clip's peak."""
+    mag = np.abs(audio.astype(np.int32))
+    loud = np.nonzero(mag > rel * mag.max())[0]
+    if not len(loud):
+        raise ValueError("no speech in clip")
+    return loud[0] / RATE, (loud[-1] + 1) / RATE
+
+
+@pytest.fixture(scope="session")
+def oww_dir() -> Path:
+    """The real openWakeWord + Silero ONNX folder, prepared by the project's own fetch."""
+    from voiced.config import Settings
+    from voiced.models import openwakeword_assets as assets
+
+    settings = Settings()
+    messages: list[str] = []
+    result = assets.fetch(settings, messages.append)
+    if not result.ready:
+        pytest.fail("openWakeWord/Silero models could not be fetched (CI setup must run "
+                    f"`voiced models fetch`): {result.detail}\n" + "\n".join(messages))
+    return assets.assets_dir(settings)
