@@ -20,18 +20,26 @@ from .engines.base import EngineError, EngineInfo
 from .engines.factory import make_stt, make_tts
 from .pipeline import Pipeline, PipelineState as S
 from .responder import Context, make_responder
+from .systemd import Notifier, Watchdog, liveness
 
 log = logging.getLogger(__name__)
 RATE = 16_000
 # openWakeWord fires ~0.1 s before the wake phrase ends; skip that tail so the end of
 # "jarvis" does not count as the start of the request.
 WAKE_TAIL_S = 0.25
+# Watchdog: the listen loop must process a frame this often (longer than the capture's
+# first reopen back-offs, so a replugged mic does not get the daemon restarted) and no
+# slow stage may run longer than STAGE_DEADLINE_S.
+FRAME_DEADLINE_S = 20.0
+STAGE_DEADLINE_S = 120.0
 
 
 class Daemon:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, notifier: Notifier | None = None):
         self.settings = settings
+        self.notifier = notifier or Notifier()
         self.pipeline = Pipeline()
+        self.pipeline.subscribe(self._on_state)
         self.capture = Capture(settings.audio)
         self.playback = Playback(settings.audio)
         self.responder = make_responder(settings.responder)
@@ -43,6 +51,9 @@ class Daemon:
         self._gate_was_closed = False
         self._skip_frames = 0
         self.started_at = time.monotonic()
+        self.last_frame_at = time.monotonic()
+        self.state_since = time.monotonic()
+        self.watchdog = Watchdog(self.notifier, self.alive, self.notifier.watchdog_interval())
 
     # -- start/stop ---------------------------------------------------------
     def load(self) -> None:
@@ -66,20 +77,68 @@ class Daemon:
         self.capture.start()
         if not self.capture.wait_open(5.0):
             log.warning("microphone not open yet (%s); voiced keeps retrying", self.capture.health().detail)
+        if self._stop.is_set():   # SIGTERM while the models loaded
+            return
         self.pipeline.to(S.IDLE)
         log.info("listening for %s", ", ".join(self.settings.wake.models))
+        self.notifier.ready(self.status_line())
+        self.watchdog.start()
 
     def stop(self) -> None:
+        """Cut playback, close streams; safe to call from a signal handler."""
+        self.notifier.stopping()
         self._stop.set()
         if self.pipeline.state != S.STOPPING:
             self.pipeline.to(S.STOPPING)
         self.playback.stop()
+
+    def shutdown(self) -> None:
+        """After run() returns: join the threads in order (input, processing)."""
+        self.watchdog.stop()
         self.capture.stop()
         if self._worker:
             self._worker.join(5.0)
 
+    def reload(self, settings: Settings) -> None:
+        """SIGHUP: apply what can change live (responder, wake word, VAD, log level)."""
+        self.notifier.reloading()
+        restart_needed = [k for k in ("audio", "stt", "tts", "models") if getattr(settings, k) != getattr(self.settings, k)]
+        old, self.settings = self.settings, settings
+        if settings.responder != old.responder:
+            self.responder = make_responder(settings.responder)
+        if settings.wake != old.wake or settings.vad != old.vad:
+            from .models.openwakeword_assets import assets_dir
+            from .triggers.wakeword import WakeWordDetector
+            from .vad import Endpointer, make_vad
+
+            self.wake = WakeWordDetector(settings.wake, assets_dir(settings))
+            self.endpointer = Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad)
+        logging.getLogger().setLevel(settings.log.level)
+        if restart_needed:
+            log.warning("config reloaded; changes to [%s] apply after a restart (systemctl restart voiced)",
+                        "], [".join(restart_needed))
+        else:
+            log.info("config reloaded")
+        self.notifier.ready(self.status_line())
+
+    def alive(self) -> tuple[bool, str]:
+        """What the systemd watchdog asks: frames flow and no stage is stuck."""
+        now = time.monotonic()
+        state = self.pipeline.state
+        stage = state.value if state in (S.TRANSCRIBING, S.THINKING, S.SPEAKING) else None
+        return liveness(now - self.last_frame_at, FRAME_DEADLINE_S, stage, now - self.state_since, STAGE_DEADLINE_S)
+
+    def _on_state(self, old: S, new: S, turn) -> None:
+        self.state_since = time.monotonic()
+        if new not in (S.STARTING, S.STOPPING):
+            self.notifier.status(self.status_line())
+
     def status_line(self) -> str:
-        parts = [f"{self.pipeline.state.value}", "wake " + "/".join(self.settings.wake.models)]
+        state = self.pipeline.state
+        what = {S.IDLE: "listening for " + "/".join(self.settings.wake.models)}.get(state, state.value)
+        parts = [what]
+        if not self.capture.health().ok:
+            parts.append("MIC DOWN: " + self.capture.health().detail)
         for role in ("stt", "tts"):
             if role in self.engines:
                 e = self.engines[role]
@@ -92,6 +151,7 @@ class Daemon:
             frame = self.capture.read(timeout=0.5)
             if frame is None:
                 continue
+            self.last_frame_at = time.monotonic()
             state = self.pipeline.state
             if state == S.IDLE:
                 self._listen_for_wake(frame)

@@ -5,6 +5,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 
 from .config import EX_CONFIG, ConfigError, Settings, load_settings
 from .logs import setup_logging
@@ -31,10 +32,21 @@ def cmd_run(args) -> int:
         log.info("%s: stopping", signal.Signals(signum).name)
         daemon.stop()
 
+    def _reload(_signum, _frame):
+        # Re-read the same file; a bad edit keeps the running config instead of stopping.
+        try:
+            new, path = load_settings(args.config)
+        except ConfigError as exc:
+            log.error("SIGHUP: config not reloaded, keeping the running one: %s", exc)
+            return
+        threading.Thread(target=daemon.reload, args=(new,), name="reload", daemon=True).start()
+
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    signal.signal(signal.SIGHUP, _reload)
     daemon.start()
     daemon.run()
+    daemon.shutdown()
     log.info("voiced stopped")
     return 0
 
