@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -56,16 +57,59 @@ class DaemonProcess:
             return -9
 
 
+class NotifySocket:
+    """A real sd_notify socket, as systemd gives a Type=notify service."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[tuple[float, str]] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                return
+            for field in data.decode().splitlines():
+                self.messages.append((time.monotonic(), field))
+
+    def fields(self, prefix: str) -> list[tuple[float, str]]:
+        return [(t, f) for t, f in self.messages if f.startswith(prefix)]
+
+
 @pytest.fixture(scope="module")
 def daemon(pulse_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("daemon")
+    notify = NotifySocket(tmp / "notify.sock")
     env = {k: v for k, v in pulse_server.env.items() if not k.startswith("VOICED_") or k == "VOICED_MODELS_DIR"}
-    env["VOICED_VAD__NO_SPEECH_TIMEOUT_S"] = "3"
+    env.update(VOICED_VAD__NO_SPEECH_TIMEOUT_S="3", NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="2000000")
     d = DaemonProcess(env, tmp)
+    d.notify = notify
     d.wait_for(r"listening for hey_jarvis", timeout=240)
     yield d
+    t0 = time.monotonic()
     code = d.stop()
+    took = time.monotonic() - t0
+    print(f"SIGTERM -> exit in {took:.2f} s", file=sys.stderr)
     assert code == 0, "daemon did not stop cleanly on SIGTERM"
+    assert notify.fields("STOPPING=1"), "no STOPPING=1 sent on SIGTERM"
+    assert took < 10
+
+
+def test_ready_status_and_watchdog(daemon):
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not daemon.notify.fields("READY=1"):
+        time.sleep(0.1)
+    assert daemon.notify.fields("READY=1"), "READY=1 never sent"
+    statuses = [f for _, f in daemon.notify.fields("STATUS=")]
+    assert any("listening for hey_jarvis" in s for s in statuses), statuses
+    time.sleep(3.5)
+    pings = [t for t, _ in daemon.notify.fields("WATCHDOG=1")]
+    recent = [t for t in pings if t > time.monotonic() - 3.0]
+    assert 2 <= len(recent) <= 5, f"WATCHDOG_USEC=2 s wants a ping every ~1 s, got {len(recent)} in 3 s"
 
 
 def utterance(tmp: Path, parts: list[str | float]) -> Path:

@@ -231,7 +231,20 @@ class Daemon:
             if self.pipeline.state not in (S.STOPPING, S.IDLE):
                 self.pipeline.to(S.IDLE)
 
+    def _save_request(self, pcm: np.ndarray) -> None:
+        from pathlib import Path
+
+        from .audio.decode import write_wav
+
+        folder = Path(self.settings.audio.save_requests_dir).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        turn = self.pipeline.current
+        write_wav(folder / f"request-{time.strftime('%Y%m%d-%H%M%S')}-{turn.id if turn else 0}.wav",
+                  dsp.int16_to_float(pcm) if pcm.dtype == np.int16 else pcm, RATE)
+
     def answer(self, pcm: np.ndarray) -> None:
+        if self.settings.audio.save_requests_dir:
+            self._save_request(pcm)
         audio, why = self.prepare_request(pcm)
         if audio is None:
             log.info("capture dropped: %s", why)

@@ -41,6 +41,7 @@ class AudioSettings(Section):
     reopen_backoff_s: float = Field(0.5, gt=0)
     reopen_backoff_max_s: float = Field(30.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0)
+    save_requests_dir: str = ""   # "" = keep no audio on disk; else a WAV per request (debugging)
 
 
 class WakeSettings(Section):
