@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).parent / "data"
+# Model and audio fixtures shared by several test modules (real weights, espeak-ng speech).
+pytest_plugins = ["tests.fixtures_stt", "tests.fixtures_audio"]
 
 
 @pytest.fixture(scope="session")

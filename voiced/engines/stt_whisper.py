@@ -1,0 +1,186 @@
+"""Whisper speech-to-text through the transformers ASR pipeline.
+
+Per call (audio up to 30 s): log-mel features -> encoder once -> one decoder step on the
+start token gives the probability of Whisper's no-speech token. Above the threshold the
+audio is rejected without decoding (Whisper otherwise "hears" " you" or " . . ." in silence);
+below it, the pipeline decodes greedily from the same encoder output. Longer audio goes
+through Whisper's own long-form decoding, ungated.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from voiced.config import Settings, SttSettings
+from voiced.engines.base import (
+    STT_RATE,
+    EngineError,
+    EngineInfo,
+    FatalEngineError,
+    MissingDependency,
+    OutOfMemory,
+    Transcript,
+)
+from voiced.engines.hallucination import rejection_reason
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 30.0                          # Whisper's fixed input window
+NO_SPEECH_TOKENS = ("<|nocaptions|>", "<|nospeech|>")   # the name changed in large-v3
+WARMUP_TOKENS = 4
+
+
+class _DropLengthWarning(logging.Filter):
+    # Whisper's generate() fills max_length=448 for its inner call, so every call with
+    # max_new_tokens logs "Both max_new_tokens and max_length seem to have been set".
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "seem to have been set" not in record.getMessage()
+
+
+_LENGTH_FILTER = _DropLengthWarning()
+
+
+class WhisperSTT:
+    name = "whisper"
+
+    def __init__(self, stt: SttSettings, settings: Settings | None = None):
+        self.stt = stt
+        self.settings = settings if settings is not None else Settings(stt=stt)
+        self._pipe = None
+        self._torch = None
+        self._gen_kwargs: dict = {}
+        self._no_speech_id: int | None = None
+        self._lock = threading.Lock()   # one model, one call at a time
+        self.info: EngineInfo | None = None
+
+    # ------------------------------------------------------------------ loading
+
+    def _device(self, torch) -> str:
+        if self.stt.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.stt.device == "cuda" and not torch.cuda.is_available():
+            raise FatalEngineError("stt.device = \"cuda\" but torch sees no CUDA device")
+        return self.stt.device
+
+    def load(self) -> EngineInfo:
+        from voiced.models.whisper import resolve
+
+        try:
+            import torch
+            from transformers import pipeline
+        except ImportError as exc:
+            raise MissingDependency(f"Whisper needs torch and transformers ({exc}); install voiced's dependencies") from exc
+        self._torch = torch
+        try:
+            model, source, multilingual = resolve(self.settings)
+        except FileNotFoundError as exc:
+            raise FatalEngineError(str(exc)) from None
+        device = self._device(torch)
+        dtype = torch.float16 if device == "cuda" else torch.float32
+        started = time.monotonic()
+        try:
+            pipe = pipeline("automatic-speech-recognition", model=model, device=device, dtype=dtype,
+                            model_kwargs={"attn_implementation": "sdpa"})
+        except torch.cuda.OutOfMemoryError as exc:
+            raise OutOfMemory(f"out of GPU memory loading Whisper {model}") from exc
+        except (OSError, ValueError) as exc:
+            # Missing or partial weights, or the hub unreachable for a model never fetched.
+            raise FatalEngineError(f"cannot load Whisper weights {model} ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}): run `voiced models fetch`") from exc
+        pipe.model.eval()
+        self._pipe = pipe
+        tokenizer = pipe.tokenizer
+        unk = tokenizer.unk_token_id
+        ids = [tokenizer.convert_tokens_to_ids(t) for t in NO_SPEECH_TOKENS]
+        self._no_speech_id = next((i for i in ids if i is not None and i != unk), None)
+
+        notes = []
+        self._gen_kwargs = {"num_beams": 1, "do_sample": False, "max_new_tokens": self.stt.max_new_tokens}
+        language = self.stt.language.strip().lower()
+        # The loaded generation config knows; resolve() only guessed for a hub id.
+        multilingual = bool(getattr(pipe.model.generation_config, "is_multilingual", multilingual))
+        if multilingual and language not in ("", "auto"):
+            # Also skips Whisper's per-call language detection pass.
+            self._gen_kwargs.update(language=language, task="transcribe")
+            notes.append(f"multilingual model: language forced to {language!r}, task transcribe")
+        if self._no_speech_id is None:
+            notes.append("no no-speech token in this tokenizer: silence gate off")
+        logging.getLogger("transformers.generation.utils").addFilter(_LENGTH_FILTER)   # a no-op if present
+        elapsed = time.monotonic() - started
+        log.info("whisper: loaded %s on %s in %.1f s (%s)", model, device, elapsed, source)
+        self.info = EngineInfo(self.name, device, model, source, tuple(notes))
+        return self.info
+
+    def warmup(self) -> None:
+        """One short decode so the first real request does not pay for lazy initialisation."""
+        pipe = self._require()
+        audio = np.zeros(STT_RATE, dtype=np.float32)
+        with self._lock, self._torch.inference_mode():
+            self._guard(lambda: pipe(audio, generate_kwargs={**self._gen_kwargs, "max_new_tokens": WARMUP_TOKENS}))
+
+    # ------------------------------------------------------------------ transcribing
+
+    def _require(self):
+        if self._pipe is None:
+            raise FatalEngineError("WhisperSTT.transcribe called before load()")
+        return self._pipe
+
+    def _guard(self, call):
+        torch = self._torch
+        try:
+            return call()
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()   # give back what the failed call held before anyone retries
+            raise OutOfMemory("out of GPU memory in Whisper") from exc
+        except RuntimeError as exc:
+            raise EngineError(f"Whisper failed: {exc}") from exc
+
+    def _encode(self, audio: np.ndarray):
+        pipe = self._pipe
+        features = pipe.feature_extractor(audio, sampling_rate=STT_RATE, return_tensors="pt").input_features
+        features = features.to(pipe.model.device, pipe.model.dtype)
+        return pipe.model.get_encoder()(features)
+
+    def _no_speech_prob(self, encoder_output) -> float | None:
+        """P(no-speech token) after the start token, as openai's decoder computes it."""
+        if self._no_speech_id is None:
+            return None
+        model = self._pipe.model
+        torch = self._torch
+        start = torch.tensor([[model.generation_config.decoder_start_token_id]], device=model.device)
+        hidden = model.get_decoder()(input_ids=start, encoder_hidden_states=encoder_output.last_hidden_state,
+                                     use_cache=False).last_hidden_state
+        logits = model.proj_out(hidden[:, -1]).float()
+        return float(torch.softmax(logits, dim=-1)[0, self._no_speech_id])
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        pipe = self._require()
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError(f"expected mono audio (1-D), got shape {audio.shape}")
+        audio_s = audio.size / STT_RATE
+        started = time.monotonic()
+        if audio.size == 0:
+            return Transcript("", 0.0, 0.0, rejected="empty audio")
+        with self._lock, self._torch.inference_mode():
+            if audio_s <= WINDOW_S:
+                encoded = self._guard(lambda: self._encode(audio))
+                p_none = self._guard(lambda: self._no_speech_prob(encoded))
+                if p_none is not None and p_none >= self.stt.no_speech_threshold:
+                    return Transcript("", time.monotonic() - started, audio_s, p_none,
+                                      rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
+                kwargs = {**self._gen_kwargs, "encoder_outputs": encoded}
+                result = self._guard(lambda: pipe(audio, generate_kwargs=kwargs))
+            else:
+                p_none = None
+                # Long-form decoding predicts timestamps to move its 30 s window along.
+                result = self._guard(lambda: pipe(audio, return_timestamps=True, generate_kwargs=self._gen_kwargs))
+        raw = result["text"].strip()
+        elapsed = time.monotonic() - started
+        reason = rejection_reason(raw)
+        if reason:
+            return Transcript("", elapsed, audio_s, p_none, rejected=reason, raw_text=raw)
+        return Transcript(raw, elapsed, audio_s, p_none, raw_text=raw)

