@@ -112,13 +112,36 @@ def test_ready_status_and_watchdog(daemon):
     assert 2 <= len(recent) <= 5, f"WATCHDOG_USEC=2 s wants a ping every ~1 s, got {len(recent)} in 3 s"
 
 
-def utterance(tmp: Path, parts: list[str | float]) -> Path:
-    """espeak-ng phrases and pauses (seconds) joined into one 16 kHz WAV."""
+@pytest.fixture(scope="module")
+def piper_voice(settings):
+    from voiced.engines.tts_piper import PiperEngine
+
+    engine = PiperEngine(settings.tts)
+    engine.load()
+    yield engine
+    engine.close()
+
+
+def piper_wav(engine, text: str, path: Path) -> Path:
+    from voiced.audio.decode import write_wav
+    from voiced.audio.dsp import resample
+
+    chunks = list(engine.synthesize(text))
+    write_wav(path, resample(np.concatenate([c.audio for c in chunks]), chunks[0].sample_rate, 16_000), 16_000)
+    return path
+
+
+def utterance(tmp: Path, parts: list, piper=None) -> Path:
+    """Phrases and pauses (seconds) joined into one 16 kHz WAV. A str is spoken by espeak-ng,
+    ("piper", text) by the Piper voice: Whisper base mishears espeak's robotic "what time is
+    it" as "What? I will it." whatever the pipeline does, so the request uses a second voice."""
     files = []
     for i, part in enumerate(parts):
         f = tmp / f"part{i}.wav"
         if isinstance(part, float):
             subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(f), "trim", "0", str(part)], check=True)
+        elif isinstance(part, tuple):
+            piper_wav(piper, part[1], f)
         else:
             espeak_wav(part, f)
         files.append(str(f))
@@ -153,8 +176,8 @@ def test_wake_word_alone_ends_quietly(daemon, pulse_server, tmp_path):
     assert daemon.proc.poll() is None
 
 
-def test_spoken_turn_answers_with_the_time(daemon, pulse_server, tmp_path, whisper_stt):
-    wav = utterance(tmp_path, [0.5, "hey jarvis", 0.7, "what time is it", 2.0])
+def test_spoken_turn_answers_with_the_time(daemon, pulse_server, tmp_path, whisper_stt, piper_voice):
+    wav = utterance(tmp_path, [0.5, "hey jarvis", 0.7, ("piper", "What time is it?"), 2.0], piper_voice)
     mark = len(daemon.lines)
     asked = dt.datetime.now()
 

@@ -137,7 +137,7 @@ class Daemon:
         state = self.pipeline.state
         what = {S.IDLE: "listening for " + "/".join(self.settings.wake.models)}.get(state, state.value)
         parts = [what]
-        if not self.capture.health().ok:
+        if self.capture.started and not self.capture.health().ok:
             parts.append("MIC DOWN: " + self.capture.health().detail)
         for role in ("stt", "tts"):
             if role in self.engines:

@@ -8,6 +8,9 @@ import sys
 import threading
 
 from .config import EX_CONFIG, ConfigError, Settings, load_settings
+from .engines.base import FatalEngineError
+
+EX_UNAVAILABLE = 69  # sysexits.h: a needed service (model weights, engine) is unavailable
 from .logs import setup_logging
 
 log = logging.getLogger("voiced")
@@ -153,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"voiced: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except FatalEngineError as exc:  # weights missing, engine cannot run: a restart would not help
+        print(f"voiced: cannot start: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
 

@@ -7,6 +7,10 @@ import logging
 import os
 import sys
 
+# Progress bars from model loading are \r-animated noise in a journal; the log says the same.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
 
 def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()

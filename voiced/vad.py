@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from voiced.engines.base import FatalEngineError
 from voiced.config import VadSettings
 from voiced.models.openwakeword_assets import SILERO_VAD
 
@@ -126,7 +127,7 @@ def make_vad(settings: VadSettings, models_path: Path) -> Vad:
         return EnergyVad()
     path = Path(models_path) / SILERO_VAD
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `voiced models fetch` (or set vad.engine = \"energy\")")
+        raise FatalEngineError(f"{path} is missing: run `voiced models fetch` (or set vad.engine = \"energy\")")
     return SileroVad(path)
 
 

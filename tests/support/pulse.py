@@ -20,7 +20,7 @@ class PulseHarness:
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="voiced-pulse-"))
         self.env = {**os.environ, "XDG_RUNTIME_DIR": str(self.dir), "PULSE_RUNTIME_PATH": str(self.dir / "pulse"),
-                    "PULSE_SERVER": f"unix:{self.dir / 'pulse' / 'native'}", "HOME": str(self.dir)}
+                    "PULSE_SERVER": f"unix:{self.dir / 'pulse' / 'native'}"}
 
     def start(self) -> "PulseHarness":
         if not shutil.which("pulseaudio"):
@@ -31,7 +31,8 @@ class PulseHarness:
                 "-L", "module-null-sink sink_name=mic16 rate=16000 channels=1 format=s16le",
                 "-L", "module-remap-source master=mic16.monitor source_name=mic channels=1",
                 "-L", "module-always-sink"]
-        subprocess.run(args, env=self.env, check=True, capture_output=True, timeout=20)
+        # The server's own state (cookie, config) goes to the temp dir, not the user's home.
+        subprocess.run(args, env={**self.env, "HOME": str(self.dir)}, check=True, capture_output=True, timeout=20)
         for _ in range(50):
             if self.pactl("info", check=False).returncode == 0:
                 break

@@ -47,6 +47,10 @@ class Capture:
         self._dropped = 0
 
     # -- public -------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._thread is not None and not self._stop.is_set()
+
     def start(self) -> None:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)

@@ -60,6 +60,7 @@ def _tts_candidates(settings: Settings) -> list[str]:
 def _build_tts(name: str, settings: Settings) -> TextToSpeech:
     if name == "chatterbox":
         from .tts_chatterbox import ChatterboxEngine
+        set_torch_threads(settings)
         return ChatterboxEngine(settings.tts, settings)
     if name == "piper":
         from .tts_piper import PiperEngine

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voiced.engines.base import FatalEngineError
 from voiced.config import WakeSettings
 from voiced.models.openwakeword_assets import EMBEDDING, MELSPEC, resolve_wake_model, wake_model_name
 
@@ -28,7 +29,7 @@ class Detection:
     audio_time_s: float  # end of that frame, in seconds of audio fed to this detector
 
 
-class WakeWordError(Exception):
+class WakeWordError(FatalEngineError):
     """The wake word models could not be loaded."""
 
 
