@@ -4,7 +4,6 @@ speaker monitor, then transcribed with the real Whisper."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import socket
 import subprocess

@@ -10,14 +10,7 @@ import numpy as np
 import pytest
 
 from tests.fixtures_audio import espeak, pink_noise, white_noise
-from tests.fixtures_stt import (  # noqa: F401
-    JFK_REFERENCE,
-    converted_whisper_dir,
-    jfk_audio,
-    stt_settings,
-    wer,
-    whisper_stt,
-)
+from tests.fixtures_stt import JFK_REFERENCE, jfk_audio, wer
 from voiced.engines.base import FatalEngineError, SpeechToText
 from voiced.models import whisper, whisper_ct2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.fixtures_audio import (FRAME, RATE, concat, espeak, frames, oww_dir, pink_noise,  # noqa: F401
+from tests.fixtures_audio import (FRAME, RATE, concat, espeak, frames, pink_noise,  # noqa: F401
                                   silence, speech_bounds, white_noise)
 from voiced.audio.preroll import PreRoll
 from voiced.config import VadSettings

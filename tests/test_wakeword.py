@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.fixtures_audio import (RATE, concat, espeak, frames, oww_dir, pink_noise, silence,  # noqa: F401
+from tests.fixtures_audio import (RATE, concat, espeak, frames, pink_noise, silence,  # noqa: F401
                                   speech_bounds, white_noise)
 from voiced.config import WakeSettings
 from voiced.models import openwakeword_assets as assets
