@@ -16,10 +16,12 @@ from .audio import dsp
 from .audio.capture import Capture
 from .audio.playback import Playback
 from .config import Settings
-from .engines.base import EngineError, EngineInfo
+from .engines.base import EngineError, EngineInfo, Transcript
+from .events import EventHub
 from .engines.factory import make_stt, make_tts
 from .pipeline import Pipeline, PipelineState as S
-from .responder import Context, make_responder
+from .responder import Context, Reply, make_responder
+from .stats import TurnStats
 from .systemd import Notifier, Watchdog, liveness
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,10 @@ class Daemon:
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.pipeline = Pipeline()
+        self.events = EventHub()
+        self.stats = TurnStats()
         self.pipeline.subscribe(self._on_state)
+        self.pipeline.on_turn_end(self._on_turn_end)
         self.capture = Capture(settings.audio)
         self.playback = Playback(settings.audio)
         self.responder = make_responder(settings.responder)
@@ -130,8 +135,13 @@ class Daemon:
 
     def _on_state(self, old: S, new: S, turn) -> None:
         self.state_since = time.monotonic()
+        self.events.publish("state", state=new.value, previous=old.value, turn=turn.id if turn else None)
         if new not in (S.STARTING, S.STOPPING):
             self.notifier.status(self.status_line())
+
+    def _on_turn_end(self, turn) -> None:
+        self.stats.add(turn)
+        self.events.publish("turn", **turn_json(turn))
 
     def status_line(self) -> str:
         state = self.pipeline.state
@@ -177,11 +187,11 @@ class Daemon:
             log.info("wake word %s (score %.2f)", detection.model, detection.score)
             self.begin_listening(f"wake:{detection.model}")
 
-    def begin_listening(self, trigger: str, skip_s: float = WAKE_TAIL_S) -> None:
-        self.pipeline.begin_turn(trigger)
+    def begin_listening(self, trigger: str, skip_s: float = WAKE_TAIL_S) -> bool:
+        """Start recording a request (wake word, API or CLI trigger); False if busy."""
         self._skip_frames = int(round(skip_s * 1000 / self.settings.audio.chunk_ms))
         self.endpointer.start()
-        self.pipeline.to(S.LISTENING)
+        return self.pipeline.claim(trigger, S.LISTENING) is not None
 
     def _record(self, frame: np.ndarray) -> None:
         if self._skip_frames > 0:
@@ -245,24 +255,127 @@ class Daemon:
     def answer(self, pcm: np.ndarray) -> None:
         if self.settings.audio.save_requests_dir:
             self._save_request(pcm)
+        understood = self._understand(pcm)
+        if understood is None:
+            return
+        _transcript, reply = understood
+        self.pipeline.to(S.SPEAKING)
+        self.playback.play(self.tts.synthesize(reply.text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
+        self.pipeline.end_turn("answered" if self.playback.ok else f"not played: {self.playback.detail}")
+
+    def _understand(self, pcm: np.ndarray) -> tuple[Transcript, Reply] | None:
+        """Quality check, STT and responder for the current turn; None (turn ended) if nothing to answer."""
         audio, why = self.prepare_request(pcm)
         if audio is None:
             log.info("capture dropped: %s", why)
             self.pipeline.end_turn(f"dropped: {why}")
-            return
+            return None
         transcript = self.stt.transcribe(audio)
         self.pipeline.mark("transcript", transcript=transcript.text)
         if not transcript.text:
             log.info("nothing to answer: %s (model said %r)", transcript.rejected, transcript.raw_text)
             self.pipeline.end_turn(f"rejected: {transcript.rejected}")
-            return
+            return None
+        self.events.publish("transcript", text=transcript.text, turn=self.pipeline.current.id)
         self.pipeline.to(S.THINKING)
         reply = self.responder.respond(transcript.text, self.context)
         if reply.note:
             log.info("responder %s: %s", reply.source, reply.note)
         self.pipeline.mark("reply", reply=reply.text)
+        self.events.publish("reply", text=reply.text, source=reply.source, turn=self.pipeline.current.id)
         self.context.history.append((transcript.text, reply.text))
         del self.context.history[:-20]
-        self.pipeline.to(S.SPEAKING)
-        self.playback.play(self.tts.synthesize(reply.text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
-        self.pipeline.end_turn("answered" if self.playback.ok else f"not played: {self.playback.detail}")
+        return transcript, reply
+
+    # -- entry points for the HTTP API and CLI ------------------------------
+    def handle_utterance(self, audio: np.ndarray, trigger: str = "api") -> dict | None:
+        """A whole recorded request (float32, 16 kHz mono), e.g. from the browser: the reply
+        comes back as audio instead of being played. None if the daemon is busy."""
+        if self.pipeline.claim(trigger, S.TRANSCRIBING, mark="end_of_speech") is None:
+            return None
+        reply_audio = np.zeros(0, np.float32)
+        try:
+            understood = self._understand(audio)
+            if understood is None:
+                turn = self.pipeline.turns[-1]
+                return {"transcript": "", "reply": "", "audio": None, "outcome": turn.outcome,
+                        "timings": turn.durations(), "turn": turn.id}
+            _transcript, reply = understood
+            self.pipeline.to(S.SPEAKING)
+            parts, rate = [], self.settings.audio.output_rate
+            for chunk in self.tts.synthesize(reply.text):
+                if not parts:
+                    self.pipeline.mark("first_audio")
+                parts.append(dsp.resample(chunk.audio, chunk.sample_rate, rate))
+            if parts:
+                reply_audio = dsp.normalize(np.concatenate(parts), self.settings.audio.output_target_dbfs, rate=rate)
+            turn = self.pipeline.end_turn("answered")
+        except EngineError as exc:
+            log.error("turn failed: %s", exc)
+            turn = self.pipeline.end_turn(f"error: {exc}")
+            raise
+        finally:
+            if self.pipeline.state not in (S.STOPPING, S.IDLE):
+                self.pipeline.to(S.IDLE)
+        return {"transcript": turn.transcript, "reply": turn.reply, "audio": reply_audio,
+                "sample_rate": self.settings.audio.output_rate, "outcome": turn.outcome,
+                "timings": turn.durations(), "turn": turn.id}
+
+    def say(self, text: str) -> bool:
+        """Speak text through the speaker now (API/CLI); False if busy."""
+        if self.pipeline.claim("say", S.SPEAKING, mark="reply") is None:
+            return False
+        self.pipeline.mark("", reply=text)
+
+        def speak():
+            try:
+                self.playback.play(self.tts.synthesize(text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
+                self.pipeline.end_turn("spoken" if self.playback.ok else f"not played: {self.playback.detail}")
+            except EngineError as exc:
+                self.pipeline.end_turn(f"error: {exc}")
+            finally:
+                self.wake.reset()
+                if self.pipeline.state not in (S.STOPPING, S.IDLE):
+                    self.pipeline.to(S.IDLE)
+        self._worker = threading.Thread(target=speak, name="say", daemon=True)
+        self._worker.start()
+        return True
+
+    def status(self) -> dict:
+        """Everything the status page and `voiced status` show, as plain JSON types."""
+        cap, now = self.capture.health(), time.monotonic()
+        alive, why = self.alive()
+        return {
+            "state": self.pipeline.state.value,
+            "status_line": self.status_line(),
+            "alive": alive, "alive_reason": why,
+            "uptime_s": round(now - self.started_at, 1),
+            "input": {"device": cap.device, "ok": cap.ok, "detail": cap.detail,
+                      "last_frame_age_s": round(cap.last_frame_age_s, 2), "reopens": cap.reopen_count},
+            "output": {"device": str(self.settings.audio.output_device), "ok": self.playback.ok,
+                       "detail": self.playback.detail},
+            "wake_words": list(self.settings.wake.models),
+            "engines": {role: {"name": e.name, "device": e.device, "model": e.model, "source": e.source,
+                               "notes": list(e.notes)} for role, e in self.engines.items()},
+            "gpu": gpu_info(),
+            "counts": dict(self.stats.counts),
+            "latency": self.stats.latency(),
+            "turns": [turn_json(t) for t in list(self.pipeline.turns)[-20:]],
+        }
+
+
+def turn_json(turn) -> dict:
+    return {"id": turn.id, "trigger": turn.trigger, "time": turn.started, "transcript": turn.transcript,
+            "reply": turn.reply, "outcome": turn.outcome, "timings": turn.durations()}
+
+
+def gpu_info() -> dict | None:
+    import sys
+
+    torch = sys.modules.get("torch")   # only if the engines already loaded it
+    if torch is None or not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return {"name": torch.cuda.get_device_name(0), "vram_used_mb": round((total - free) / 2**20),
+            "vram_total_mb": round(total / 2**20),
+            "vram_allocated_mb": round(torch.cuda.memory_allocated() / 2**20)}

@@ -78,9 +78,13 @@ class Pipeline:
         self.current: Turn | None = None
         self._ids = itertools.count(1)
         self._listeners: list[Callable[[PipelineState, PipelineState, Turn | None], None]] = []
+        self._turn_listeners: list[Callable[[Turn], None]] = []
 
     def subscribe(self, fn: Callable[[PipelineState, PipelineState, Turn | None], None]) -> None:
         self._listeners.append(fn)
+
+    def on_turn_end(self, fn: Callable[[Turn], None]) -> None:
+        self._turn_listeners.append(fn)
 
     def to(self, new: PipelineState) -> None:
         with self._lock:
@@ -96,6 +100,18 @@ class Pipeline:
             fn(old, new, turn)
 
     # -- turns --------------------------------------------------------------
+    def claim(self, trigger: str, new: PipelineState, mark: str = "wake") -> Turn | None:
+        """Atomically start a turn if idle (mic, API and CLI triggers race for it); None if busy."""
+        with self._lock:
+            if self.state != PipelineState.IDLE or new not in TRANSITIONS[self.state]:
+                return None
+            old, self.state = self.state, new
+            self.current = turn = Turn(id=next(self._ids), trigger=trigger, started=time.time(),
+                                       marks={mark: time.monotonic()})
+        for fn in self._listeners:
+            fn(old, new, turn)
+        return turn
+
     def begin_turn(self, trigger: str, mark: str = "wake") -> Turn:
         with self._lock:
             self.current = Turn(id=next(self._ids), trigger=trigger, started=time.time(),
@@ -118,6 +134,8 @@ class Pipeline:
             if turn is not None:
                 self.turns.append(turn)
         if turn is not None:
+            for fn in self._turn_listeners:
+                fn(turn)
             timings = " ".join(f"{k}={v:.2f}s" for k, v in turn.durations().items())
             log.info("turn %d (%s) %s: heard %r, said %r; %s", turn.id, turn.trigger, turn.outcome,
                      turn.transcript, turn.reply, timings)
