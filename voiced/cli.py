@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
+
+# OpenMP threads that spin while waiting made torch 10-70x slower whenever the audio
+# threads or another process held a core; sleeping waiters cost little. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .config import EX_CONFIG, ConfigError, Settings, load_settings
 from .engines.base import FatalEngineError
