@@ -83,19 +83,24 @@ def cmd_transcribe(args) -> int:
     from .engines.factory import make_stt
 
     settings = _settings(args)
-    try:
-        audio = decode_audio(args.file)
-    except UnreadableAudio as exc:
-        print(f"voiced: {args.file}: {exc}", file=sys.stderr)
-        return 65  # EX_DATAERR
     stt, info = make_stt(settings)
-    result = stt.transcribe(audio)
-    if not result.text:
-        print(f"voiced: no speech ({result.rejected})", file=sys.stderr)
-        return 1
-    print(result.text)
-    log.info("%.1f s of audio in %.2f s with %s (%s)", result.audio_s, result.elapsed_s, info.model, info.device)
-    return 0
+    status = 0
+    for name in args.files:
+        prefix = f"{name}: " if len(args.files) > 1 else ""
+        try:
+            audio = decode_audio(name)
+        except UnreadableAudio as exc:
+            print(f"voiced: {name}: {exc}", file=sys.stderr)
+            status = 65  # EX_DATAERR
+            continue
+        result = stt.transcribe(audio)
+        if not result.text:
+            print(f"voiced: {name}: no speech ({result.rejected})", file=sys.stderr)
+            status = status or 1
+            continue
+        print(prefix + result.text, flush=True)
+        log.info("%.1f s of audio in %.2f s with %s (%s)", result.audio_s, result.elapsed_s, info.model, info.device)
+    return status
 
 
 def cmd_say(args) -> int:
@@ -141,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("action", nargs="?", choices=["list", "fetch", "where"], default="list")
     m.set_defaults(fn=cmd_models)
 
-    t = sub.add_parser("transcribe", help="transcribe an audio file (wav, flac, ogg, mp3, webm...)",
-                       description="Print the transcript of FILE; exit 1 if it holds no speech.")
-    t.add_argument("file")
+    t = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3, webm...)",
+                       description="Print the transcript of each FILE; exit 1 if one holds no speech, "
+                                   "65 if one cannot be decoded.")
+    t.add_argument("files", nargs="+", metavar="FILE")
     t.set_defaults(fn=cmd_transcribe)
 
     s = sub.add_parser("say", help="speak TEXT, or write it to a WAV file",
