@@ -44,8 +44,16 @@ class PulseHarness:
     def pactl(self, *args, check=True):
         return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, check=check, timeout=10)
 
+    def kill(self) -> None:
+        """Stop the server as a crash or an audio-server restart would; start() brings it back."""
+        subprocess.run(["pulseaudio", "--kill"], env={**self.env, "HOME": str(self.dir)}, capture_output=True, timeout=10)
+        for _ in range(50):
+            if self.pactl("info", check=False).returncode != 0:
+                return
+            time.sleep(0.1)
+
     def stop(self) -> None:
-        subprocess.run(["pulseaudio", "--kill"], env=self.env, capture_output=True, timeout=10)
+        self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def apply(self, monkeypatch) -> None:

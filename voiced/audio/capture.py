@@ -1,9 +1,12 @@
-"""Microphone capture: PyAudio on a reader thread -> 16 kHz mono int16 frames on a queue.
+"""Microphone capture: PyAudio blocking reads on a reader thread -> 16 kHz mono int16 frames.
 
-The reader thread only reads, converts and enqueues (no inference), so a slow consumer
-can never make the device overrun. On a device error it closes everything, waits with
-exponential back-off and reopens; the PyAudio object is recreated too, because one made
-while the audio server was down never sees it come back.
+The reader only reads, converts and enqueues (no inference), so a slow consumer can never
+make the device overrun. A supervisor thread watches it: a device error ends the reader,
+and the supervisor reopens with exponential back-off, recreating the PyAudio object (one
+made while the audio server was down never sees it come back). A suspended source makes
+read() block: after `read_timeout_s` the capture is reported stalled, and if it stays
+stuck the reader is abandoned and a fresh one opened. (PortAudio's callback mode would
+avoid the blocking read, but through ALSA's pulse plugin it delivered audio unreliably.)
 """
 from __future__ import annotations
 
@@ -32,6 +35,10 @@ class CaptureHealth:
     reopen_count: int
 
 
+class CaptureStalled(OSError):
+    """No audio arrived within the deadline although the stream claims to be open."""
+
+
 class Capture:
     def __init__(self, audio: AudioSettings, max_queue_s: float = 5.0):
         self.settings = audio
@@ -45,6 +52,8 @@ class Capture:
         self._last_frame = time.monotonic()
         self._reopens = 0
         self._dropped = 0
+        self._frames_since_open = 0
+        self._generation = 0
 
     # -- public -------------------------------------------------------------
     @property
@@ -78,28 +87,50 @@ class Capture:
         return CaptureHealth(self._ok, self._device, self._detail,
                              time.monotonic() - self._last_frame, self._reopens)
 
-    # -- reader thread ------------------------------------------------------
+    # -- supervisor thread ----------------------------------------------------
     def _run(self) -> None:
         backoff = self.settings.reopen_backoff_s
         reported = None  # log each distinct failure once, not on every retry
+        timeout = self.settings.read_timeout_s
         while not self._stop.is_set():
-            try:
-                self._read_until_error()
-                backoff = self.settings.reopen_backoff_s
-                reported = None
-            except OSError as exc:  # DeviceNotFound is one too
-                self._ok = False
-                self._detail = f"{exc}"
-                if str(exc) != reported:
-                    log.error("microphone %s failed: %s — retrying with back-off up to %.0f s; "
-                              "check that the audio server runs and the device is plugged in "
-                              "(voiced doctor lists devices)", self._device, exc, self.settings.reopen_backoff_max_s)
-                    reported = str(exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.settings.reopen_backoff_max_s)
-                self._reopens += 1
+            self._generation += 1
+            gen, done, error = self._generation, threading.Event(), []
+            threading.Thread(target=self._reader, args=(gen, done, error), name=f"capture-{gen}", daemon=True).start()
+            opened = time.monotonic()
+            while not self._stop.is_set() and not done.wait(0.2):
+                age = time.monotonic() - max(self._last_frame, opened)
+                if self._ok and age > timeout:
+                    self._ok, self._detail = False, f"no audio for {age:.0f} s (stalled)"
+                    log.error("microphone %s stalled: no audio for %.0f s", self._device, age)
+                if age > 3 * timeout:
+                    error.append(CaptureStalled(f"no audio for {age:.0f} s (stalled); reopening"))
+                    break   # abandon the stuck reader; it exits when its read returns
+            if self._stop.is_set():
+                break
+            self._ok = False
+            if self._frames_since_open:
+                backoff = self.settings.reopen_backoff_s   # it worked for a while: retry soon
+            exc = error[0] if error else OSError("the input stream ended")
+            self._detail = str(exc)
+            if str(exc) != reported:
+                log.error("microphone %s failed: %s; retrying with back-off up to %.0f s; check that "
+                          "the audio server runs and the device is plugged in (voiced doctor lists devices)",
+                          self._device, exc, self.settings.reopen_backoff_max_s)
+                reported = str(exc)
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self.settings.reopen_backoff_max_s)
+            self._reopens += 1
 
-    def _read_until_error(self) -> None:
+    def _reader(self, gen: int, done: threading.Event, error: list) -> None:
+        try:
+            self._read_until_error(gen)
+        except OSError as exc:  # DeviceNotFound is one too
+            error.append(exc)
+        finally:
+            done.set()
+
+    def _read_until_error(self, gen: int) -> None:
+        self._frames_since_open = 0
         pa = new_pyaudio()
         stream = None
         try:
@@ -109,23 +140,25 @@ class Capture:
             block = max(1, self.frame_samples * choice.rate // RATE)
             resampler = StreamResampler(choice.rate, RATE)
             pending = np.zeros(0, dtype=np.float32)
-            self._ok = True
             self._detail = f"{choice.rate} Hz, {choice.channels} ch" + ("" if choice.rate == RATE else " (resampled)")
-            if self._reopens:
-                log.info("microphone %s is back (%s)", name, self._detail)
-            while not self._stop.is_set():
-                raw = stream.read(block, exception_on_overflow=False)
-                pcm = np.frombuffer(raw, dtype=np.int16)
+            while not self._stop.is_set() and gen == self._generation:
+                pcm = np.frombuffer(stream.read(block, exception_on_overflow=False), dtype=np.int16)
+                if gen != self._generation:
+                    break   # abandoned while blocked: a newer reader owns the capture
+                if not self._ok:
+                    self._ok = True
+                    if self._reopens or self._frames_since_open:
+                        log.info("microphone %s is back (%s)", name, self._detail)
                 if choice.channels > 1 or choice.rate != RATE:
-                    mono = downmix(pcm.astype(np.float32), choice.channels)
-                    pending = np.concatenate([pending, resampler.process(mono)])
+                    pending = np.concatenate([pending, resampler.process(downmix(pcm.astype(np.float32), choice.channels))])
                     while len(pending) >= self.frame_samples:
                         self._deliver(np.clip(pending[: self.frame_samples], -32768, 32767).astype(np.int16))
                         pending = pending[self.frame_samples:]
                 else:
                     self._deliver(pcm.copy())
         finally:
-            self._ok = False
+            if gen == self._generation:
+                self._ok = False
             if stream is not None:
                 try:
                     stream.stop_stream()
@@ -136,6 +169,7 @@ class Capture:
 
     def _deliver(self, frame: np.ndarray) -> None:
         self._last_frame = time.monotonic()
+        self._frames_since_open += 1
         try:
             self.frames.put_nowait(frame)
         except queue.Full:

@@ -29,11 +29,10 @@ def status_all(settings: Settings) -> list[ModelStatus]:
 
 
 def fetch_all(settings: Settings) -> list[ModelStatus]:
-    rows: list[ModelStatus] = []
+    """Fetch what is missing, then report every model as `status_all` does."""
     for mod in _modules():
-        rows += _as_list(mod.fetch(settings, lambda msg: log.info("%s", msg)))
-    rows.append(_piper_status(settings))
-    return rows
+        mod.fetch(settings, lambda msg: log.info("%s", msg))
+    return status_all(settings)
 
 
 def _piper_status(settings: Settings) -> ModelStatus:
