@@ -10,7 +10,7 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 # Model and audio fixtures shared by several test modules (real weights, espeak-ng speech).
-pytest_plugins = ["tests.fixtures_stt", "tests.fixtures_audio"]
+pytest_plugins = ["tests.fixtures_stt", "tests.fixtures_audio", "tests.fixtures_web"]
 
 
 @pytest.fixture(scope="session")

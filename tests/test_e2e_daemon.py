@@ -193,7 +193,8 @@ def test_spoken_turn_answers_with_the_time(daemon, pulse_server, tmp_path, whisp
     heard = whisper_stt.transcribe(resample(audio[int(start * REC_RATE): int(end * REC_RATE) + REC_RATE // 4],
                                             REC_RATE, 16_000)).text
     print("reply heard from the speaker:", heard, file=sys.stderr)
-    m = re.search(r"(\d{1,2})[:.](\d{2})", heard) or re.search(r"(\d{1,2}) (\d{2})", heard)
+    # Whisper writes the spoken time as "2:43", "2.43", "2 43" or "243".
+    m = re.search(r"(?<!\d)(\d{1,2})[:. ]?(\d{2})(?!\d)", heard)
     assert m, f"no time in the spoken reply {heard!r}"
     said = int(m.group(1)) % 12 * 60 + int(m.group(2))
     now = (asked.hour % 12) * 60 + asked.minute

@@ -16,9 +16,9 @@ from .audio import dsp
 from .audio.capture import Capture
 from .audio.playback import Playback
 from .config import Settings
-from .engines.base import EngineError, EngineInfo, Transcript
+from .engines.base import EngineError, Transcript
 from .events import EventHub
-from .engines.factory import make_stt, make_tts
+from .recovery import GpuManager, recovering_stt, recovering_tts, reprobe_forever
 from .pipeline import Pipeline, PipelineState as S
 from .responder import Context, Reply, make_responder
 from .stats import TurnStats
@@ -50,7 +50,7 @@ class Daemon:
         self.responder = make_responder(settings.responder)
         self.context = Context(status=self.status_line)
         self.stt = self.tts = self.wake = self.endpointer = None
-        self.engines: dict[str, EngineInfo] = {}
+        self.gpu = GpuManager(settings)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._gate_was_closed = False
@@ -70,8 +70,9 @@ class Daemon:
         t0 = time.monotonic()
         self.wake = WakeWordDetector(self.settings.wake, assets_dir(self.settings))
         self.endpointer = Endpointer(make_vad(self.settings.vad, assets_dir(self.settings)), self.settings.vad)
-        self.stt, self.engines["stt"] = make_stt(self.settings)
-        self.tts, self.engines["tts"] = make_tts(self.settings)
+        # Recovering wrappers own device choice: OOM retry, CPU fallback, GPU re-probe.
+        self.stt, _ = recovering_stt(self.settings, self.gpu)
+        self.tts, _ = recovering_tts(self.settings, self.gpu)
         if self.settings.stt.warmup:
             self.stt.warmup()
         self.tts.warmup()
@@ -88,6 +89,8 @@ class Daemon:
         log.info("listening for %s", ", ".join(self.settings.wake.models))
         self.notifier.ready(self.status_line())
         self.watchdog.start()
+        threading.Thread(target=reprobe_forever, args=([self.stt, self.tts], self.settings.gpu.reprobe_s, self._stop),
+                         name="gpu-reprobe", daemon=True).start()
 
     def stop(self) -> None:
         """Cut playback, close streams; safe to call from a signal handler."""
@@ -107,7 +110,7 @@ class Daemon:
     def reload(self, settings: Settings) -> None:
         """SIGHUP: apply what can change live (responder, wake word, VAD, log level)."""
         self.notifier.reloading()
-        restart_needed = [k for k in ("audio", "stt", "tts", "models") if getattr(settings, k) != getattr(self.settings, k)]
+        restart_needed = [k for k in ("audio", "stt", "tts", "models", "gpu") if getattr(settings, k) != getattr(self.settings, k)]
         old, self.settings = self.settings, settings
         if settings.responder != old.responder:
             self.responder = make_responder(settings.responder)
@@ -150,9 +153,10 @@ class Daemon:
         if self.capture.started and not self.capture.health().ok:
             parts.append("MIC DOWN: " + self.capture.health().detail)
         for role in ("stt", "tts"):
-            if role in self.engines:
-                e = self.engines[role]
-                parts.append(f"{role.upper()} {e.name} on {e.device}")
+            engine = getattr(self, role)
+            if engine is not None and engine.info is not None:   # live info: changes after a GPU fault
+                parts.append(f"{role.upper()} {engine.info.name} on {engine.info.device}"
+                             + (" (GPU fault: on CPU)" if engine.state["degraded"] else ""))
         return ", ".join(parts)
 
     # -- listen loop (fast path) -------------------------------------------
@@ -189,9 +193,13 @@ class Daemon:
 
     def begin_listening(self, trigger: str, skip_s: float = WAKE_TAIL_S) -> bool:
         """Start recording a request (wake word, API or CLI trigger); False if busy."""
+        if self.pipeline.claim(trigger, S.LISTENING) is None:
+            return False
+        # Safe after the claim: the listen loop only feeds the endpointer in LISTENING,
+        # and it is this turn's from here on.
         self._skip_frames = int(round(skip_s * 1000 / self.settings.audio.chunk_ms))
         self.endpointer.start()
-        return self.pipeline.claim(trigger, S.LISTENING) is not None
+        return True
 
     def _record(self, frame: np.ndarray) -> None:
         if self._skip_frames > 0:
@@ -355,9 +363,10 @@ class Daemon:
             "output": {"device": str(self.settings.audio.output_device), "ok": self.playback.ok,
                        "detail": self.playback.detail},
             "wake_words": list(self.settings.wake.models),
-            "engines": {role: {"name": e.name, "device": e.device, "model": e.model, "source": e.source,
-                               "notes": list(e.notes)} for role, e in self.engines.items()},
-            "gpu": gpu_info(),
+            "engines": {role: {"name": e.info.name, "device": e.info.device, "model": e.info.model,
+                               "source": e.info.source, "notes": list(e.info.notes), "recovery": e.state}
+                        for role, e in (("stt", self.stt), ("tts", self.tts)) if e is not None and e.info is not None},
+            "gpu": self.gpu.vram(),
             "counts": dict(self.stats.counts),
             "latency": self.stats.latency(),
             "turns": [turn_json(t) for t in list(self.pipeline.turns)[-20:]],
@@ -367,15 +376,3 @@ class Daemon:
 def turn_json(turn) -> dict:
     return {"id": turn.id, "trigger": turn.trigger, "time": turn.started, "transcript": turn.transcript,
             "reply": turn.reply, "outcome": turn.outcome, "timings": turn.durations()}
-
-
-def gpu_info() -> dict | None:
-    import sys
-
-    torch = sys.modules.get("torch")   # only if the engines already loaded it
-    if torch is None or not torch.cuda.is_available():
-        return None
-    free, total = torch.cuda.mem_get_info()
-    return {"name": torch.cuda.get_device_name(0), "vram_used_mb": round((total - free) / 2**20),
-            "vram_total_mb": round(total / 2**20),
-            "vram_allocated_mb": round(torch.cuda.memory_allocated() / 2**20)}

@@ -52,8 +52,20 @@ def cmd_run(args) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
     signal.signal(signal.SIGHUP, _reload)
-    daemon.start()
-    daemon.run()
+    web = None
+    if settings.web.enabled:   # before the models load, so the page can show "starting"
+        from .web import start_web_server
+
+        try:
+            web = start_web_server(daemon, settings.web)
+        except OSError as exc:
+            log.error("%s; running without the status page", exc)
+    try:
+        daemon.start()
+        daemon.run()
+    finally:
+        if web:
+            web.stop()
     daemon.shutdown()
     log.info("voiced stopped")
     return 0
@@ -125,6 +137,20 @@ def cmd_say(args) -> int:
     return 0 if playback.ok else 1
 
 
+def cmd_status(args) -> int:
+    from .web.client import base_url, print_status
+
+    s = _settings(args)
+    return print_status(args.url or base_url(s.web), s.web.token)
+
+
+def cmd_trigger(args) -> int:
+    from .web.client import base_url, trigger
+
+    s = _settings(args)
+    return trigger(args.url or base_url(s.web), s.web.token)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="voiced", description="A headless, always-on voice daemon.")
     p.add_argument("--config", help="config file (default: $VOICED_CONFIG, /etc/voiced/voiced.toml, "
@@ -157,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("text")
     s.add_argument("--out", metavar="FILE", help="write a 16-bit mono WAV at [audio] output_rate instead of playing")
     s.set_defaults(fn=cmd_say)
+
+    st = sub.add_parser("status", help="print the running daemon's status",
+                        description="State, devices, engines, GPU, latency and last turns (GET /api/status).")
+    st.add_argument("--url", help="daemon URL (default: from [web] host/port)")
+    st.set_defaults(fn=cmd_status)
+    tr = sub.add_parser("trigger", help="start a listening turn now, as if the wake word were heard",
+                        description="POST /api/trigger; exit 1 if the daemon is busy or not running.")
+    tr.add_argument("--url", help="daemon URL (default: from [web] host/port)")
+    tr.set_defaults(fn=cmd_trigger)
     return p
 
 

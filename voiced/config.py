@@ -74,6 +74,30 @@ class VadSettings(Section):
     preroll_s: float = Field(0.3, ge=0, le=3)
 
 
+class HotkeySettings(Section):
+    enabled: bool = False
+    key: str = "KEY_F12"    # evdev key name, or a combination: "KEY_LEFTCTRL+KEY_SPACE"
+    mode: Literal["push_to_talk", "toggle"] = "push_to_talk"
+    devices: tuple[str, ...] = ()   # event device paths; () = every keyboard that has the keys
+
+    @field_validator("key")
+    @classmethod
+    def _known_key(cls, v):
+        from .triggers.hotkey import validate_key   # lazy: hotkey.py is not needed to load config
+
+        return validate_key(v)
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return (v,) if isinstance(v, str) else v
+
+
+class EarconSettings(Section):
+    enabled: bool = True    # a chime when listening starts, a falling tone when a turn gives up
+    volume: float = Field(0.5, ge=0, le=1)
+
+
 class SttSettings(Section):
     model: str = "openai/whisper-base.en"   # hub id or local directory
     device: Literal["auto", "cuda", "cpu"] = "auto"
@@ -114,8 +138,46 @@ class ModelsSettings(Section):
     torch_threads: int = Field(0, ge=0, le=256)   # 0 = one less than the CPU cores (min 1)
 
 
+class GpuSettings(Section):
+    memory_fraction: float = Field(0.8, gt=0, le=1)   # share of the GPU's memory voiced may use
+    reprobe_s: float = Field(60.0, gt=0)               # after a GPU fault, re-probe this often
+
+
 class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class WebSettings(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"                  # loopback only unless a token is set
+    port: int = Field(8765, ge=1, le=65535)
+    token: str = ""                          # required (>= 16 chars) when host is not loopback
+    allowed_hosts: tuple[str, ...] = ()      # extra names/IPs accepted in the Host header
+    max_upload_bytes: int = Field(10_000_000, ge=1_000, le=500_000_000)
+    max_upload_seconds: float = Field(30.0, gt=0, le=600)
+    max_say_chars: int = Field(1000, ge=1, le=100_000)
+    keep_replies: int = Field(8, ge=1, le=100)   # reply WAVs kept in memory for audio_url
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _one_or_many_hosts(cls, v):
+        return (v,) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self):
+        # Anyone on the network could make the daemon listen or speak: demand a token there.
+        from ipaddress import ip_address
+
+        try:
+            loopback = self.host == "localhost" or ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            loopback = False
+        if self.enabled and not loopback and len(self.token) < 16:
+            raise ValueError(f"web.host = {self.host!r} is not a loopback address: set web.token to a secret "
+                             "of at least 16 characters (python3 -c 'import secrets; print(secrets.token_urlsafe(24))')")
+        if self.token and len(self.token) < 16:
+            raise ValueError("web.token must be at least 16 characters")
+        return self
 
 
 class Settings(BaseSettings):
@@ -124,11 +186,15 @@ class Settings(BaseSettings):
     audio: AudioSettings = AudioSettings()
     wake: WakeSettings = WakeSettings()
     vad: VadSettings = VadSettings()
+    hotkey: HotkeySettings = HotkeySettings()
+    earcons: EarconSettings = EarconSettings()
     stt: SttSettings = SttSettings()
     responder: ResponderSettings = ResponderSettings()
     tts: TtsSettings = TtsSettings()
     models: ModelsSettings = ModelsSettings()
+    gpu: GpuSettings = GpuSettings()
     log: LogSettings = LogSettings()
+    web: WebSettings = WebSettings()
 
     @model_validator(mode="after")
     def _command_needs_argv(self):

@@ -25,20 +25,26 @@ class PulseHarness:
     def start(self) -> "PulseHarness":
         if not shutil.which("pulseaudio"):
             raise RuntimeError("pulseaudio is not installed (scripts/setup.sh --test installs it)")
-        args = ["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--log-target=stderr",
-                "-L", "module-native-protocol-unix",
-                "-L", "module-null-sink sink_name=spk rate=48000",
-                "-L", "module-null-sink sink_name=mic16 rate=16000 channels=1 format=s16le",
-                "-L", "module-remap-source master=mic16.monitor source_name=mic channels=1",
-                "-L", "module-always-sink"]
+        # A startup script sets the defaults before the protocol module accepts clients, so a
+        # client reconnecting after a restart never catches the server with other defaults.
+        script = self.dir / "voiced-test.pa"
+        script.write_text("\n".join([
+            "load-module module-null-sink sink_name=spk rate=48000",
+            "load-module module-null-sink sink_name=mic16 rate=16000 channels=1 format=s16le",
+            "load-module module-remap-source master=mic16.monitor source_name=mic channels=1",
+            "load-module module-always-sink",
+            "set-default-sink spk",
+            "set-default-source mic",
+            "load-module module-native-protocol-unix",
+        ]) + "\n")
+        args = ["pulseaudio", "-n", "-F", str(script), "--daemonize=yes", "--exit-idle-time=-1",
+                "--log-target=stderr"]
         # The server's own state (cookie, config) goes to the temp dir, not the user's home.
         subprocess.run(args, env={**self.env, "HOME": str(self.dir)}, check=True, capture_output=True, timeout=20)
         for _ in range(50):
             if self.pactl("info", check=False).returncode == 0:
                 break
             time.sleep(0.1)
-        self.pactl("set-default-sink", "spk")
-        self.pactl("set-default-source", "mic")
         return self
 
     def pactl(self, *args, check=True):

@@ -107,11 +107,16 @@ class WakeWordDetector:
         pre.feature_buffer = self._seed_features.copy()
 
     def reset(self) -> None:
-        """Forget all buffered audio and scores (after playback: our own voice, stale speech)."""
+        """Forget all buffered audio and scores (after playback: our own voice, stale speech).
+
+        Also ends any refractory period: the daemon stops feeding the detector during a
+        turn, so audio time stands still and the period would otherwise spill over into
+        the next request (a wake word right after a turn would be ignored)."""
         self._model.reset()
         self._seed_feature_buffer()
         self._streak.clear()
         self._needs_drop.clear()
+        self._quiet_until = 0
         self.scores = {}
 
     def process(self, frame: np.ndarray) -> Detection | None:

@@ -1,0 +1,97 @@
+"""Web fixtures: ONE real daemon per session (real Whisper, real Piper, the builtin
+responder; no audio devices are opened), the real uvicorn server on a free port, and test
+recordings made with ffmpeg from tests/data/jfk_16k.flac."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ffmpeg(*args: str) -> None:
+    if not shutil.which("ffmpeg"):
+        pytest.fail("ffmpeg is not installed (scripts/setup.sh installs it)")
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def recordings(tmp_path_factory) -> dict[str, Path]:
+    """jfk as the browser sends it (webm/opus), a 44 s version of it, and a 16-bit WAV."""
+    out = tmp_path_factory.mktemp("recordings")
+    src = str(DATA / "jfk_16k.flac")
+    files = {"webm": out / "jfk.webm", "long_webm": out / "jfk_x4.webm", "wav": out / "jfk.wav"}
+    ffmpeg("-i", src, "-c:a", "libopus", "-b:a", "32k", str(files["webm"]))
+    ffmpeg("-stream_loop", "3", "-i", src, "-c:a", "libopus", "-b:a", "12k", str(files["long_webm"]))
+    ffmpeg("-i", src, "-ar", "48000", "-ac", "1", "-c:a", "pcm_s16le", str(files["wav"]))
+    return files
+
+
+@pytest.fixture(scope="session")
+def web_daemon(stt_settings, oww_dir):
+    """The daemon with its models loaded and the pipeline idle, shared by the web tests."""
+    from voiced.app import Daemon
+    from voiced.pipeline import PipelineState
+
+    daemon = Daemon(stt_settings)
+    daemon.load()
+    daemon.pipeline.to(PipelineState.IDLE)
+    yield daemon
+    daemon.stop()
+    if hasattr(daemon.tts, "close"):   # the Piper worker process
+        daemon.tts.close()
+
+
+def settle(daemon, timeout: float = 30.0) -> None:
+    """Back to idle and "alive" (frames flowing, as the listen loop would report): wait for a
+    say/utterance worker to finish; end a triggered turn that has no microphone behind it."""
+    from voiced.pipeline import PipelineState as S
+
+    end = time.monotonic() + timeout
+    while daemon.pipeline.state not in (S.IDLE, S.LISTENING) and time.monotonic() < end:
+        time.sleep(0.05)
+    if daemon.pipeline.state == S.LISTENING:
+        daemon.pipeline.end_turn("test over")
+        daemon.pipeline.to(S.IDLE)
+    assert daemon.pipeline.state == S.IDLE, daemon.pipeline.state
+    daemon.last_frame_at = time.monotonic()
+
+
+@pytest.fixture()
+def daemon(web_daemon):
+    """The shared daemon, idle before the test and brought back to idle after it."""
+    settle(web_daemon)
+    yield web_daemon
+    settle(web_daemon)
+
+
+@pytest.fixture(scope="session")
+def web_server(web_daemon):
+    """The real server (uvicorn on its own thread) with the default web settings on a free port."""
+    from voiced.config import WebSettings
+    from voiced.web import start_web_server
+
+    server = start_web_server(web_daemon, WebSettings(port=free_port()))
+    yield server
+    server.stop()
+    assert not server.thread.is_alive(), "the web server thread did not stop"
+
+
+@pytest.fixture()
+def http(web_server, daemon):
+    import httpx
+
+    with httpx.Client(base_url=web_server.url, timeout=120) as client:
+        yield client

@@ -1,0 +1,69 @@
+"""The daemon under audio faults, as a subprocess on its own PulseAudio server: it starts
+(degraded, READY sent) with no audio server, picks the microphone up when the server
+appears, and hears the wake word again after the server dies and comes back."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from support.pulse import PulseHarness
+from test_e2e_daemon import DaemonProcess, NotifySocket, utterance
+
+pytestmark = pytest.mark.e2e
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0   # utime + stime, in clock ticks
+
+
+def test_no_server_at_start_then_restart_mid_listen(tmp_path):
+    harness = PulseHarness()   # not started: the daemon comes up without an audio server
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = {k: v for k, v in harness.env.items() if not k.startswith("VOICED_") or k == "VOICED_MODELS_DIR"}
+    env.update(NOTIFY_SOCKET=str(notify.path), VOICED_AUDIO__REOPEN_BACKOFF_MAX_S="2",
+               VOICED_AUDIO__READ_TIMEOUT_S="2")
+    daemon = DaemonProcess(env, tmp_path)
+    try:
+        daemon.wait_for(r"listening for hey_jarvis", timeout=240)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not notify.fields("READY=1"):
+            time.sleep(0.1)
+        ready = [f for _, f in notify.fields("STATUS=")]
+        assert notify.fields("READY=1"), "READY=1 not sent although the daemon runs degraded"
+        assert any("MIC DOWN" in s for s in ready), ready
+
+        harness.start()
+        t0 = time.monotonic()
+        daemon.wait_for(r"microphone .* is back", timeout=20)
+        print(f"microphone picked up {time.monotonic() - t0:.2f} s after the server started")
+        wake = utterance(tmp_path, [0.5, "hey jarvis", 1.0])
+        mark = len(daemon.lines)
+        harness.play_into_mic(wake).wait(10)
+        daemon.wait_for(r"wake word hey_jarvis", timeout=10, start=mark)
+        daemon.wait_for(r"turn \d+ .*no speech", timeout=20, start=mark)
+
+        # The audio server dies mid-listen and comes back.
+        mark = len(daemon.lines)
+        harness.kill()
+        daemon.wait_for(r"microphone .* failed", timeout=10, start=mark)
+        cpu0, wall0 = cpu_seconds(daemon.proc.pid), time.monotonic()
+        time.sleep(4)
+        cpu_share = (cpu_seconds(daemon.proc.pid) - cpu0) / (time.monotonic() - wall0)
+        harness.start()
+        t0 = time.monotonic()
+        daemon.wait_for(r"microphone .* is back", timeout=20, start=mark)
+        back = time.monotonic() - t0
+        failures = [line for line in daemon.lines[mark:] if "microphone" in line and "failed" in line]
+        print(f"after restart: back in {back:.2f} s; daemon CPU while down {cpu_share:.1%}; "
+              f"failure lines logged: {len(failures)}")
+        assert cpu_share < 0.15, "busy loop while the audio server was down"
+        assert len(failures) <= 2, "the same device error was logged over and over"
+        mark = len(daemon.lines)
+        harness.play_into_mic(wake).wait(10)
+        daemon.wait_for(r"wake word hey_jarvis", timeout=10, start=mark)
+        assert daemon.proc.poll() is None
+    finally:
+        assert daemon.stop() == 0
+        harness.stop()
