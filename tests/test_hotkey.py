@@ -132,6 +132,17 @@ def test_key_repeat_does_not_refire(pipe_reader):
     assert [e.time_s for e in events] == pytest.approx([10.0, 11.5, 12.0])
 
 
+def test_lost_events_resync_as_released(pipe_reader):
+    """SYN_DROPPED: the kernel lost events; a raw source cannot tell which keys are down, so a held
+    push-to-talk ends rather than recording forever. Keys before the next SYN_REPORT are ignored."""
+    write, calls, _ = pipe_reader()
+    write(key(KEY_F12, 1, 1.0) + RECORD.pack(2, 0, EV_SYN, 3, 0) + RECORD.pack(2, 0, EV_KEY, KEY_F12, 1)
+          + RECORD.pack(2, 500000, EV_SYN, 0, 0) + key(KEY_F12, 1, 3.0))
+    events = calls.wait(3)
+    assert calls.kinds == ["press", "release", "press"]
+    assert [e.time_s for e in events] == pytest.approx([1.0, 2.5, 3.0])
+
+
 def test_record_split_across_writes(pipe_reader):
     write, calls, _ = pipe_reader()
     data = key(KEY_F12, 1, 7.0)
@@ -245,6 +256,60 @@ def test_evdev_source_maps_events_and_unplug():
     with pytest.raises(DeviceGone) as gone:
         src.read()
     assert gone.value.errno == errno.ENODEV
+
+
+def test_scan_opens_only_keyboards_with_the_keys_via_evdev(tmp_path, monkeypatch, caplog):
+    """Char device nodes go through evdev.InputDevice (faked here: no /dev/input on this machine);
+    a device without the key is skipped once, not re-probed on every rescan."""
+    import evdev
+    from evdev import InputEvent
+
+    caplog.set_level(logging.INFO, logger="voiced.triggers.hotkey")
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    opened = []
+
+    class FakeInputDevice:
+        def __init__(self, path, readonly=False):
+            assert readonly   # never RDWR: no LED/grab side effects on the user's keyboard
+            self.path = path
+            self.is_kbd = path.endswith("event1")
+            self.name = "Fake Keyboard" if self.is_kbd else "Fake Mouse"
+            self.fd = r if self.is_kbd else os.open(os.devnull, os.O_RDONLY)
+            opened.append(self.name)
+
+        def capabilities(self):
+            return {EV_KEY: [KEY_A, KEY_F12] if self.is_kbd else [0x110]}   # BTN_LEFT
+
+        def read(self):
+            data = os.read(self.fd, 4096)   # BlockingIOError when empty, as evdev does
+            if not data:
+                raise OSError(errno.ENODEV, "No such device")
+            return (InputEvent(*rec) for rec in RECORD.iter_unpack(data))
+
+        def active_keys(self):
+            return []
+
+        def close(self):
+            os.close(self.fd)
+
+    monkeypatch.setattr(evdev, "InputDevice", FakeInputDevice)
+    os.symlink("/dev/null", tmp_path / "event0")   # character devices, like real event nodes
+    os.symlink("/dev/zero", tmp_path / "event1")
+    calls = Calls()
+    reader = HotkeyReader("KEY_F12", calls, calls, device_dir=str(tmp_path), rescan_s=0.02).start()
+    try:
+        wait_until(lambda: reader.devices == [f"Fake Keyboard ({tmp_path}/event1)"])
+        os.write(w, key(KEY_F12, 1, 1.0) + key(KEY_F12, 0, 1.5))
+        assert [e.held_s for e in calls.wait(2)[1:]] == pytest.approx([0.5])
+        os.close(w)   # unplugged: reads fail with ENODEV
+        wait_until(lambda: reader.devices == [])
+        time.sleep(0.1)   # several rescans
+        assert opened.count("Fake Mouse") == 1
+        assert sum("gone" in rec.getMessage() and "No such device" in rec.getMessage()
+                   for rec in caplog.records) == 1
+    finally:
+        reader.stop()
 
 
 def test_key_names_are_checked_and_normalised(tmp_path, monkeypatch):

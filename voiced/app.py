@@ -17,6 +17,7 @@ from .audio.capture import Capture
 from .audio.playback import Playback
 from .config import Settings
 from .engines.base import EngineError, Transcript
+from .deadlines import StageTimeout, call_with_deadline, iter_with_deadline
 from .events import EventHub
 from .recovery import GpuManager, recovering_stt, recovering_tts, reprobe_forever
 from .pipeline import Pipeline, PipelineState as S
@@ -29,11 +30,8 @@ RATE = 16_000
 # openWakeWord fires ~0.1 s before the wake phrase ends; skip that tail so the end of
 # "jarvis" does not count as the start of the request.
 WAKE_TAIL_S = 0.25
-# Watchdog: the listen loop must process a frame this often (longer than the capture's
-# first reopen back-offs, so a replugged mic does not get the daemon restarted) and no
-# slow stage may run longer than STAGE_DEADLINE_S.
-FRAME_DEADLINE_S = 20.0
-STAGE_DEADLINE_S = 120.0
+# The responder bounds its own calls ([responder] timeout_s); its stage deadline adds this.
+RESPOND_MARGIN_S = 5.0
 
 
 class Daemon:
@@ -55,6 +53,7 @@ class Daemon:
         self._worker: threading.Thread | None = None
         self._gate_was_closed = False
         self._skip_frames = 0
+        self._hung_stages = 0   # abandoned stages in a row
         self.started_at = time.monotonic()
         self.last_frame_at = time.monotonic()
         self.state_since = time.monotonic()
@@ -131,10 +130,33 @@ class Daemon:
 
     def alive(self) -> tuple[bool, str]:
         """What the systemd watchdog asks: frames flow and no stage is stuck."""
-        now = time.monotonic()
+        w, now = self.settings.watchdog, time.monotonic()
+        if self._hung_stages >= w.hung_stages_to_restart:
+            return False, f"{self._hung_stages} stages in a row were abandoned (hung engine)"
         state = self.pipeline.state
         stage = state.value if state in (S.TRANSCRIBING, S.THINKING, S.SPEAKING) else None
-        return liveness(now - self.last_frame_at, FRAME_DEADLINE_S, stage, now - self.state_since, STAGE_DEADLINE_S)
+        stage_deadline = max(w.stt_timeout_s, w.tts_chunk_timeout_s, self.settings.responder.timeout_s) * 2
+        return liveness(now - self.last_frame_at, w.frame_deadline_s, stage, now - self.state_since, stage_deadline)
+
+    # -- stages, each bounded by its deadline --------------------------------
+    def _bounded(self, stage: str, fn, seconds: float):
+        try:
+            result = call_with_deadline(stage, fn, seconds)
+        except StageTimeout:
+            self._hung_stages += 1
+            raise
+        self._hung_stages = 0
+        return result
+
+    def _speech(self, text: str):
+        """The reply's audio, sentence by sentence, each within the TTS deadline."""
+        try:
+            yield from iter_with_deadline("tts", lambda: self.tts.synthesize(text),
+                                          self.settings.watchdog.tts_chunk_timeout_s)
+        except StageTimeout:
+            self._hung_stages += 1
+            raise
+        self._hung_stages = 0
 
     def _on_state(self, old: S, new: S, turn) -> None:
         self.state_since = time.monotonic()
@@ -268,7 +290,7 @@ class Daemon:
             return
         _transcript, reply = understood
         self.pipeline.to(S.SPEAKING)
-        self.playback.play(self.tts.synthesize(reply.text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
+        self.playback.play(self._speech(reply.text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
         self.pipeline.end_turn("answered" if self.playback.ok else f"not played: {self.playback.detail}")
 
     def _understand(self, pcm: np.ndarray) -> tuple[Transcript, Reply] | None:
@@ -278,7 +300,7 @@ class Daemon:
             log.info("capture dropped: %s", why)
             self.pipeline.end_turn(f"dropped: {why}")
             return None
-        transcript = self.stt.transcribe(audio)
+        transcript = self._bounded("stt", lambda: self.stt.transcribe(audio), self.settings.watchdog.stt_timeout_s)
         self.pipeline.mark("transcript", transcript=transcript.text)
         if not transcript.text:
             log.info("nothing to answer: %s (model said %r)", transcript.rejected, transcript.raw_text)
@@ -286,7 +308,8 @@ class Daemon:
             return None
         self.events.publish("transcript", text=transcript.text, turn=self.pipeline.current.id)
         self.pipeline.to(S.THINKING)
-        reply = self.responder.respond(transcript.text, self.context)
+        reply = self._bounded("respond", lambda: self.responder.respond(transcript.text, self.context),
+                              self.settings.responder.timeout_s + RESPOND_MARGIN_S)
         if reply.note:
             log.info("responder %s: %s", reply.source, reply.note)
         self.pipeline.mark("reply", reply=reply.text)
@@ -311,7 +334,7 @@ class Daemon:
             _transcript, reply = understood
             self.pipeline.to(S.SPEAKING)
             parts, rate = [], self.settings.audio.output_rate
-            for chunk in self.tts.synthesize(reply.text):
+            for chunk in self._speech(reply.text):
                 if not parts:
                     self.pipeline.mark("first_audio")
                 parts.append(dsp.resample(chunk.audio, chunk.sample_rate, rate))
@@ -337,7 +360,7 @@ class Daemon:
 
         def speak():
             try:
-                self.playback.play(self.tts.synthesize(text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
+                self.playback.play(self._speech(text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
                 self.pipeline.end_turn("spoken" if self.playback.ok else f"not played: {self.playback.detail}")
             except EngineError as exc:
                 self.pipeline.end_turn(f"error: {exc}")

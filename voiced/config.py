@@ -143,6 +143,13 @@ class GpuSettings(Section):
     reprobe_s: float = Field(60.0, gt=0)               # after a GPU fault, re-probe this often
 
 
+class WatchdogSettings(Section):
+    frame_deadline_s: float = Field(20.0, gt=0)     # no audio frame processed for this long = not alive
+    stt_timeout_s: float = Field(60.0, gt=0)        # a transcription running longer is abandoned
+    tts_chunk_timeout_s: float = Field(120.0, gt=0)  # each sentence of speech must come within this
+    hung_stages_to_restart: int = Field(2, ge=1)    # this many abandoned stages in a row: not alive
+
+
 class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -193,6 +200,7 @@ class Settings(BaseSettings):
     tts: TtsSettings = TtsSettings()
     models: ModelsSettings = ModelsSettings()
     gpu: GpuSettings = GpuSettings()
+    watchdog: WatchdogSettings = WatchdogSettings()
     log: LogSettings = LogSettings()
     web: WebSettings = WebSettings()
 

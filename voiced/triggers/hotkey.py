@@ -25,8 +25,8 @@ from typing import Callable, Protocol, Sequence, Union
 log = logging.getLogger(__name__)
 
 EV_SYN, EV_KEY = 0x00, 0x01
-SYN_DROPPED = 3                     # the kernel's buffer overflowed: our key state may be stale
-KEY_UP, KEY_DOWN, KEY_REPEAT = 0, 1, 2
+SYN_REPORT, SYN_DROPPED = 0, 3      # DROPPED: the kernel's buffer overflowed, events were lost
+KEY_UP, KEY_DOWN = 0, 1             # (2 = auto-repeat, ignored)
 INPUT_EVENT = struct.Struct("llHHi")  # struct input_event on 64-bit Linux: timeval, type, code, value
 RESCAN_S = 3.0
 _NAME = re.compile(r"^(KEY|BTN)_[A-Z0-9_]+$")
@@ -188,6 +188,7 @@ class HotkeyReader:
         self._path_of: dict[int, tuple[str, tuple]] = {}     # fd -> (path, node identity)
         self._skip: dict[str, tuple] = {}                    # path -> identity not to retry
         self._pressed: dict[int, set[int]] = {}              # fd -> combination keys down
+        self._dropped: set[int] = set()                      # fds resyncing after SYN_DROPPED
         self._held_since: float | None = None
         self._warned_none = False
         self._poll = select.poll()
@@ -218,13 +219,17 @@ class HotkeyReader:
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stopping.set()
-        try:
+        if not self._stopping.is_set():
+            self._stopping.set()
             os.write(self._wake_w, b"x")
-        except OSError:
-            pass
-        if self._thread.is_alive():
+        if self._thread.ident is None:   # never started
+            self._close_all()
+        else:
             self._thread.join(timeout)
+        if not self._thread.is_alive() and self._wake_w >= 0:
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
+            self._wake_r = self._wake_w = -1
 
     def _run(self) -> None:
         next_scan = 0.0
@@ -242,10 +247,12 @@ class HotkeyReader:
             except Exception:
                 log.exception("hotkey reader error (carrying on)")
                 self._stopping.wait(1.0)
-        for fd in list(self._sources):
-            self._remove(fd, None)
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
+        self._close_all()
+
+    def _close_all(self) -> None:   # on stop: no release callback, the daemon is going down
+        for src in self._sources.values():
+            src.close()
+        self._sources.clear()
 
     def _service(self, src: EventSource) -> None:
         fd = src.fileno()
@@ -255,13 +262,15 @@ class HotkeyReader:
             self._remove(fd, f"{exc.strerror or exc}")
             return
         for time_s, typ, code, value in events:
-            if typ == EV_KEY and code in self.codes and value in (KEY_DOWN, KEY_UP):   # 2 = auto-repeat
+            if typ == EV_SYN and code == SYN_DROPPED:
+                self._dropped.add(fd)   # the kernel's rule: ignore events up to the next SYN_REPORT
+            elif typ == EV_SYN and code == SYN_REPORT and fd in self._dropped:
+                self._dropped.discard(fd)   # then ask the device; unknown state counts as released
+                self._pressed[fd] = (src.held_keys() or set()) & set(self.codes)
+                self._update(time_s, src.name)
+            elif typ == EV_KEY and code in self.codes and value in (KEY_DOWN, KEY_UP) and fd not in self._dropped:
                 keys = self._pressed.setdefault(fd, set())
                 (keys.add if value == KEY_DOWN else keys.discard)(code)
-                self._update(time_s, src.name)
-            elif typ == EV_SYN and code == SYN_DROPPED:
-                held = src.held_keys()
-                self._pressed[fd] = (held or set()) & set(self.codes)
                 self._update(time_s, src.name)
 
     def _update(self, time_s: float, device: str) -> None:
@@ -294,6 +303,7 @@ class HotkeyReader:
     def _remove(self, fd: int, why: str | None) -> None:
         src = self._sources.pop(fd)
         self._path_of.pop(fd, None)
+        self._dropped.discard(fd)
         self._poll.unregister(fd)
         src.close()
         if why:
@@ -310,9 +320,9 @@ class HotkeyReader:
         for path in wanted:
             if path not in opened:
                 self._try_open(path)
-        if self._scan and not self._sources and not self._warned_none:
-            log.warning("hotkey %s: no readable keyboard with these keys under %s (the daemon's user must "
-                        "be in the `input` group); still looking", self.key, self.device_dir)
+        if (self._scan or self.paths) and not self._sources and not self._warned_none:
+            log.warning("hotkey %s: no readable keyboard with these keys at %s (the daemon's user must be "
+                        "in the `input` group); still looking", self.key, self.paths or self.device_dir)
             self._warned_none = True
         elif self._sources:
             self._warned_none = False
@@ -330,11 +340,7 @@ class HotkeyReader:
                 src = self._open_evdev(path)
             else:
                 raise ValueError("not a character device or FIFO")
-        except PermissionError:
-            self._skip[path] = ident
-            log.warning("hotkey: no permission to read %s (add the daemon's user to the `input` group)", path)
-            return
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:   # no permission, not a keyboard, gone meanwhile
             self._skip[path] = ident
             log.log(logging.WARNING if loud else logging.DEBUG, "hotkey: not using %s: %s", path, exc)
             return
@@ -346,19 +352,11 @@ class HotkeyReader:
         except ImportError:
             return RawSource(path)   # the records are the same; only the key check is lost
         dev = InputDevice(path, readonly=True)
-        missing = set(self.codes) - set(dev.capabilities().get(ecodes.EV_KEY, ()))
-        if missing:
+        if not set(self.codes) <= set(dev.capabilities().get(ecodes.EV_KEY, ())):   # a mouse, a lid switch...
             name = dev.name
             dev.close()
-            raise ValueError(f"{name!r} has no {'+'.join(_key_name(c) for c in sorted(missing))}")
+            raise ValueError(f"{name!r} does not have {self.key}")
         return EvdevSource(dev)
-
-
-def _key_name(code: int) -> str:
-    from evdev import ecodes
-
-    name = ecodes.KEY.get(code, ecodes.BTN.get(code, str(code)))
-    return name if isinstance(name, str) else name[0]   # some codes have several names
 
 
 def _identity(path: str, with_ctime: bool = False) -> tuple | None:
