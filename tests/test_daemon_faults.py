@@ -22,8 +22,8 @@ def test_no_server_at_start_then_restart_mid_listen(tmp_path):
     harness = PulseHarness()   # not started: the daemon comes up without an audio server
     notify = NotifySocket(tmp_path / "notify.sock")
     env = {k: v for k, v in harness.env.items() if not k.startswith("VOICED_") or k == "VOICED_MODELS_DIR"}
-    env.update(NOTIFY_SOCKET=str(notify.path), VOICED_AUDIO__REOPEN_BACKOFF_MAX_S="2",
-               VOICED_AUDIO__READ_TIMEOUT_S="2")
+    env.update(NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="1000000", VOICED_AUDIO__REOPEN_BACKOFF_MAX_S="2",
+               VOICED_AUDIO__READ_TIMEOUT_S="2", VOICED_WATCHDOG__FRAME_DEADLINE_S="3")
     daemon = DaemonProcess(env, tmp_path)
     try:
         daemon.wait_for(r"listening for hey_jarvis", timeout=240)
@@ -63,6 +63,27 @@ def test_no_server_at_start_then_restart_mid_listen(tmp_path):
         mark = len(daemon.lines)
         harness.play_into_mic(wake).wait(10)
         daemon.wait_for(r"wake word hey_jarvis", timeout=10, start=mark)
+        daemon.wait_for(r"turn \d+ .*no speech", timeout=20, start=mark)
+
+        # A stalled capture (source suspended: reads block, no frames): the watchdog pings
+        # stop, so systemd would restart voiced; they come back when audio flows again.
+        def pings_within(seconds: float) -> int:
+            return len([t for t, _ in notify.fields("WATCHDOG=1") if t > time.monotonic() - seconds])
+
+        assert pings_within(2.0) >= 2, "no watchdog pings while healthy"
+        harness.pactl("suspend-source", "mic", "1")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and pings_within(1.2) > 0:
+            time.sleep(0.1)
+        stopped_after = time.monotonic() - t0
+        assert pings_within(1.2) == 0, "watchdog kept pinging while no audio was processed"
+        harness.pactl("suspend-source", "mic", "0")
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < 20 and pings_within(1.0) == 0:
+            time.sleep(0.1)
+        print(f"stall: pings stopped {stopped_after:.1f} s after the source was suspended "
+              f"(frame deadline 3 s), resumed {time.monotonic() - t1:.1f} s after it came back")
+        assert pings_within(1.0) > 0, "watchdog pings did not resume"
         assert daemon.proc.poll() is None
     finally:
         assert daemon.stop() == 0

@@ -302,12 +302,12 @@ def test_scan_opens_only_keyboards_with_the_keys_via_evdev(tmp_path, monkeypatch
         wait_until(lambda: reader.devices == [f"Fake Keyboard ({tmp_path}/event1)"])
         os.write(w, key(KEY_F12, 1, 1.0) + key(KEY_F12, 0, 1.5))
         assert [e.held_s for e in calls.wait(2)[1:]] == pytest.approx([0.5])
-        os.close(w)   # unplugged: reads fail with ENODEV
+        (tmp_path / "event1").unlink()   # unplugged: the node goes, reads fail with ENODEV
+        os.close(w)
         wait_until(lambda: reader.devices == [])
         time.sleep(0.1)   # several rescans
-        assert opened.count("Fake Mouse") == 1
-        assert sum("gone" in rec.getMessage() and "No such device" in rec.getMessage()
-                   for rec in caplog.records) == 1
+        assert opened == ["Fake Mouse", "Fake Keyboard"] or opened == ["Fake Keyboard", "Fake Mouse"]
+        assert sum("gone" in rec.getMessage() for rec in caplog.records) == 1
     finally:
         reader.stop()
 

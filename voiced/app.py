@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from . import logs
 from .audio import dsp
 from .audio.capture import Capture
 from .audio.playback import Playback
@@ -58,6 +59,8 @@ class Daemon:
         self.last_frame_at = time.monotonic()
         self.state_since = time.monotonic()
         self.watchdog = Watchdog(self.notifier, self.alive, self.notifier.watchdog_interval())
+        logs.set_context(lambda: (self.pipeline.current.id if self.pipeline.current else None,
+                                  self.pipeline.state.value))
 
     # -- start/stop ---------------------------------------------------------
     def load(self) -> None:
