@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
 import numpy as np
 
 from . import logs
 from .audio import dsp
 from .audio.capture import Capture
+from .audio.earcons import Earcons
 from .audio.playback import Playback
 from .config import Settings
 from .engines.base import EngineError, Transcript
@@ -55,6 +57,10 @@ class Daemon:
         self._gate_was_closed = False
         self._skip_frames = 0
         self._hung_stages = 0   # abandoned stages in a row
+        self.earcons = Earcons(settings.earcons)
+        self.hotkey = None
+        self._hotkey_events: deque = deque()       # filled by the hotkey thread, drained by run()
+        self._ptt: list[np.ndarray] | None = None  # push-to-talk: frames recorded while held
         self.started_at = time.monotonic()
         self.last_frame_at = time.monotonic()
         self.state_since = time.monotonic()
@@ -88,6 +94,7 @@ class Daemon:
         if self._stop.is_set():   # SIGTERM while the models loaded
             return
         self.pipeline.to(S.IDLE)
+        self._start_hotkey()
         log.info("listening for %s", ", ".join(self.settings.wake.models))
         self.notifier.ready(self.status_line())
         self.watchdog.start()
@@ -105,6 +112,8 @@ class Daemon:
     def shutdown(self) -> None:
         """After run() returns: join the threads in order (input, processing)."""
         self.watchdog.stop()
+        if self.hotkey:
+            self.hotkey.stop()
         self.capture.stop()
         if self._worker:
             self._worker.join(5.0)
@@ -123,6 +132,12 @@ class Daemon:
 
             self.wake = WakeWordDetector(settings.wake, assets_dir(settings))
             self.endpointer = Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad)
+        if settings.hotkey != old.hotkey:
+            if self.hotkey:
+                self.hotkey.stop()
+                self.hotkey = None
+            self._start_hotkey()
+        self.earcons = Earcons(settings.earcons)
         logging.getLogger().setLevel(settings.log.level)
         if restart_needed:
             log.warning("config reloaded; changes to [%s] apply after a restart (systemctl restart voiced)",
@@ -187,7 +202,8 @@ class Daemon:
     # -- listen loop (fast path) -------------------------------------------
     def run(self) -> None:
         while not self._stop.is_set():
-            frame = self.capture.read(timeout=0.5)
+            self._drain_hotkey()
+            frame = self.capture.read(timeout=0.1 if self._hotkey_events else 0.5)
             if frame is None:
                 continue
             self.last_frame_at = time.monotonic()
@@ -214,7 +230,8 @@ class Daemon:
         detection = self.wake.process(frame)
         if detection is not None:
             log.info("wake word %s (score %.2f)", detection.model, detection.score)
-            self.begin_listening(f"wake:{detection.model}")
+            if self.begin_listening(f"wake:{detection.model}"):
+                self._cue(self.earcons.listening())
 
     def begin_listening(self, trigger: str, skip_s: float = WAKE_TAIL_S) -> bool:
         """Start recording a request (wake word, API or CLI trigger); False if busy."""
@@ -227,6 +244,12 @@ class Daemon:
         return True
 
     def _record(self, frame: np.ndarray) -> None:
+        if self._ptt is not None:   # push-to-talk: the key decides the end, not the VAD
+            self._ptt.append(frame)
+            if len(self._ptt) * self.settings.audio.chunk_ms / 1000 >= self.settings.vad.max_s:
+                frames, self._ptt = self._ptt, None
+                self._finish_recording(np.concatenate(frames))
+            return
         if self._skip_frames > 0:
             self._skip_frames -= 1
             return
@@ -237,13 +260,60 @@ class Daemon:
             self.wake.reset()
             self.pipeline.end_turn("no speech")
             self.pipeline.to(S.IDLE)
+            self._cue(self.earcons.failed())
             return
         # End of speech happened `hangover` before the VAD could be sure of it.
-        lag = result.samples_since_speech_end / RATE
-        self.pipeline.mark("end_of_speech", at=time.monotonic() - lag)
+        self._finish_recording(result.audio, result.samples_since_speech_end / RATE)
+
+    def _finish_recording(self, pcm: np.ndarray, lag_s: float = 0.0) -> None:
+        self.pipeline.mark("end_of_speech", at=time.monotonic() - lag_s)
         self.pipeline.to(S.TRANSCRIBING)
-        self._worker = threading.Thread(target=self._turn, args=(result.audio,), name="turn", daemon=True)
+        self._worker = threading.Thread(target=self._turn, args=(pcm,), name="turn", daemon=True)
         self._worker.start()
+
+    # -- hotkey ------------------------------------------------------------
+    def _start_hotkey(self) -> None:
+        if not self.settings.hotkey.enabled:
+            return
+        try:
+            from .triggers.hotkey import HotkeyReader
+        except ImportError:
+            log.error("hotkey.enabled, but the evdev package is not installed (pip install evdev); hotkey off")
+            return
+        push = self._hotkey_events.append
+        self.hotkey = HotkeyReader.from_settings(self.settings.hotkey, push, push).start()
+
+    def _drain_hotkey(self) -> None:
+        """Hotkey events are handled here, on the listen loop, so they never race _record()."""
+        while self._hotkey_events:
+            ev = self._hotkey_events[0]
+            if ev.pressed and self.pipeline.state == S.SPEAKING:
+                self.playback.stop()   # barge-in: cut the reply; the press is handled once idle
+                return
+            if self.pipeline.state not in (S.IDLE, S.LISTENING) and ev.pressed:
+                return                 # busy transcribing/thinking: keep the press for a moment
+            self._hotkey_events.popleft()
+            self._on_hotkey(ev)
+
+    def _on_hotkey(self, ev) -> None:
+        toggle = self.settings.hotkey.mode == "toggle"
+        if ev.pressed and toggle and self.pipeline.state == S.LISTENING:
+            self._finish_recording(self.endpointer.audio())   # toggle: the second press ends it
+        elif ev.pressed:
+            if self.begin_listening("hotkey", skip_s=0):
+                self._ptt = None if toggle else []
+                self._cue(self.earcons.listening())
+        elif self._ptt is not None:                           # push-to-talk released
+            frames, self._ptt = self._ptt, None
+            log.info("hotkey released after %.1f s", ev.held_s)
+            if self.pipeline.state == S.LISTENING:
+                self._finish_recording(np.concatenate(frames) if frames else np.zeros(0, np.int16))
+
+    def _cue(self, chunk) -> None:
+        """An earcon, off the listen loop (playback blocks); never over a reply."""
+        if chunk is not None and not self.playback.playing:
+            threading.Thread(target=self.playback.play, args=([chunk],), kwargs={"level": False},
+                             name="earcon", daemon=True).start()
 
     # -- the slow stages, off the listen loop -----------------------------
     def prepare_request(self, pcm: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -266,9 +336,11 @@ class Daemon:
         except EngineError as exc:
             log.error("turn failed: %s", exc)
             self.pipeline.end_turn(f"error: {exc}")
+            self._cue(self.earcons.failed())
         except Exception:  # a bug in one turn must not take the daemon down
             log.exception("turn crashed")
             self.pipeline.end_turn("error: internal")
+            self._cue(self.earcons.failed())
         finally:
             self.wake.reset()
             if self.pipeline.state not in (S.STOPPING, S.IDLE):

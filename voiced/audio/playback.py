@@ -40,8 +40,10 @@ class Playback:
         """Cut the current reply (barge-in, shutdown)."""
         self._stop.set()
 
-    def play(self, chunks: Iterable[SpeechChunk], on_first_audio: Callable[[], None] | None = None) -> float:
-        """Play chunks as they arrive; returns seconds of audio played. Blocks until done or stopped."""
+    def play(self, chunks: Iterable[SpeechChunk], on_first_audio: Callable[[], None] | None = None,
+             level: bool = True) -> float:
+        """Play chunks as they arrive; returns seconds of audio played. Blocks until done or stopped.
+        level=False keeps the chunks' own loudness (earcons have their own volume setting)."""
         self._stop.clear()
         self._playing.set()
         played = 0.0
@@ -59,6 +61,8 @@ class Playback:
                 if self._stop.is_set():
                     break
                 audio = chunk.audio.astype(np.float32, copy=False)
+                if gain is None and not level:
+                    gain = 1.0
                 if gain is None:  # one gain per reply, from its first sentence: no level jumps
                     level_fixed = normalize(audio, self.settings.output_target_dbfs, rate=chunk.sample_rate)
                     gain = float(np.max(np.abs(level_fixed)) / max(float(np.max(np.abs(audio))), 1e-9))
