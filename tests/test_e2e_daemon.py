@@ -99,7 +99,7 @@ def daemon(pulse_server, tmp_path_factory):
                VOICED_HOTKEY__ENABLED="true", VOICED_HOTKEY__KEY="KEY_LEFTCTRL+KEY_SPACE",
                VOICED_HOTKEY__DEVICES=json.dumps([str(keyboard)]), VOICED_WEB__PORT=str(free_port()))
     d = DaemonProcess(env, tmp)
-    d.notify, d.keyboard = notify, keyboard
+    d.notify, d.keyboard, d.env = notify, keyboard, env
     d.wait_for(r"listening for hey_jarvis", timeout=240)
     yield d
     t0 = time.monotonic()
@@ -224,6 +224,42 @@ def test_spoken_turn_answers_with_the_time(daemon, pulse_server, tmp_path, whisp
     turn_line = daemon.wait_for(r"turn \d+ .*answered.*", timeout=1, start=mark).group(0)
     print("daemon timings:", turn_line, file=sys.stderr)
     assert "voice_to_voice=" in turn_line
+
+
+def test_follow_up_without_wake_word_then_window_closes(daemon, pulse_server, tmp_path, piper_voice):
+    ask = utterance(tmp_path, [0.5, "hey jarvis", 0.7, ("piper", "What can you do?"), 1.0], piper_voice)
+    (tmp_path / "f").mkdir()   # utterance() names its files the same way in each folder
+    follow = utterance(tmp_path / "f", [0.2, ("piper", "What is the date today?"), 1.0], piper_voice)
+    mark = len(daemon.lines)
+    pulse_server.play_into_mic(ask)
+    daemon.wait_for(r"turn \d+ \(wake:hey_jarvis\) answered", timeout=90, start=mark)
+    daemon.wait_for(r"listening \d+ s for a follow-up", timeout=5, start=mark)
+    pulse_server.play_into_mic(follow).wait(10)
+    line = daemon.wait_for(r"turn \d+ \(follow-up\) answered: .*", timeout=90, start=mark).group(0)
+    assert "date" in line.lower() and "Today is" in line, line
+    # After that answer a new window opens; silence closes it without a reply or a false wake.
+    daemon.wait_for(r"turn \d+ \(follow-up\) follow-up window closed", timeout=20, start=mark)
+
+
+def test_cancel_phrase_ends_the_turn_silently(daemon, pulse_server, tmp_path, piper_voice):
+    wav = utterance(tmp_path, [0.5, "hey jarvis", 0.7, ("piper", "Never mind."), 1.5], piper_voice)
+    mark = len(daemon.lines)
+
+    def act():
+        pulse_server.play_into_mic(wav)
+        daemon.wait_for(r"turn \d+ .*cancelled", timeout=60, start=mark)
+
+    audio = record_while(pulse_server, tmp_path / "spk.raw", act, 1.0)
+    sounds = speech_segments(audio, REC_RATE, gap_s=0.05)
+    assert all(b - a < 0.45 for a, b in sounds), f"a cancelled turn spoke: {sounds}"
+
+
+def test_false_wakes_are_counted_in_status(daemon):
+    import urllib.request
+
+    port = daemon.env["VOICED_WEB__PORT"]
+    status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10))
+    assert status["counts"].get("false_wakes", 0) >= 1   # the wake word alone, earlier in this module
 
 
 KEY_LEFTCTRL, KEY_SPACE = 29, 57

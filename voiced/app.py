@@ -57,6 +57,8 @@ class Daemon:
         self._gate_was_closed = False
         self._skip_frames = 0
         self._hung_stages = 0   # abandoned stages in a row
+        self._follow_up = False  # set by a spoken answer: listen again without the wake word
+        self._record_lock = threading.RLock()
         self.earcons = Earcons(settings.earcons)
         self.hotkey = None
         self._hotkey_events: deque = deque()       # filled by the hotkey thread, drained by run()
@@ -211,7 +213,28 @@ class Daemon:
             if state == S.IDLE:
                 self._listen_for_wake(frame)
             elif state == S.LISTENING:
-                self._record(frame)
+                if self._in_follow_up() and self._wake_during_follow_up(frame):
+                    continue
+                with self._record_lock:
+                    self._record(frame)
+
+    def _in_follow_up(self) -> bool:
+        turn = self.pipeline.current
+        return turn is not None and turn.trigger == "follow-up"
+
+    def _wake_during_follow_up(self, frame: np.ndarray) -> bool:
+        """The wake word said inside a follow-up window starts a normal turn (so the
+        wake word itself does not end up as the follow-up's transcript)."""
+        detection = self.wake.process(frame)
+        if detection is None:
+            return False
+        with self._record_lock:
+            self.pipeline.end_turn("follow-up window closed")
+            self.pipeline.to(S.IDLE)
+        log.info("wake word %s (score %.2f) during the follow-up window", detection.model, detection.score)
+        if self.begin_listening(f"wake:{detection.model}"):
+            self._cue(self.earcons.listening())
+        return True
 
     def _wake_gate_open(self) -> bool:
         if not self.settings.wake.mute_during_playback:
@@ -233,15 +256,17 @@ class Daemon:
             if self.begin_listening(f"wake:{detection.model}"):
                 self._cue(self.earcons.listening())
 
-    def begin_listening(self, trigger: str, skip_s: float = WAKE_TAIL_S) -> bool:
-        """Start recording a request (wake word, API or CLI trigger); False if busy."""
-        if self.pipeline.claim(trigger, S.LISTENING) is None:
-            return False
-        # Safe after the claim: the listen loop only feeds the endpointer in LISTENING,
-        # and it is this turn's from here on.
-        self._skip_frames = int(round(skip_s * 1000 / self.settings.audio.chunk_ms))
-        self.endpointer.start()
-        return True
+    def begin_listening(self, trigger: str, skip_s: float = WAKE_TAIL_S, wait_s: float | None = None) -> bool:
+        """Start recording a request (wake word, API or CLI trigger); False if busy.
+        wait_s overrides how long to wait for speech (follow-ups)."""
+        # Under the lock the listen loop cannot feed the endpointer between the claim and
+        # start() (the API, a follow-up and the hotkey call this from other threads).
+        with self._record_lock:
+            if self.pipeline.claim(trigger, S.LISTENING) is None:
+                return False
+            self._skip_frames = int(round(skip_s * 1000 / self.settings.audio.chunk_ms))
+            self.endpointer.start(no_speech_timeout_s=wait_s)
+            return True
 
     def _record(self, frame: np.ndarray) -> None:
         if self._ptt is not None:   # push-to-talk: the key decides the end, not the VAD
@@ -258,9 +283,11 @@ class Daemon:
             return
         if result.kind == "no_speech":
             self.wake.reset()
-            self.pipeline.end_turn("no speech")
+            follow_up = self._in_follow_up()
+            self.pipeline.end_turn("follow-up window closed" if follow_up else "no speech")
             self.pipeline.to(S.IDLE)
-            self._cue(self.earcons.failed())
+            if not follow_up:   # a wake with nothing after it: a false wake, counted in stats
+                self._cue(self.earcons.failed())
             return
         # End of speech happened `hangover` before the VAD could be sure of it.
         self._finish_recording(result.audio, result.samples_since_speech_end / RATE)
@@ -297,6 +324,9 @@ class Daemon:
 
     def _on_hotkey(self, ev) -> None:
         toggle = self.settings.hotkey.mode == "toggle"
+        if ev.pressed and self.pipeline.state == S.LISTENING and self._in_follow_up():
+            self.pipeline.end_turn("follow-up window closed")   # the key starts a fresh turn instead
+            self.pipeline.to(S.IDLE)
         if ev.pressed and toggle and self.pipeline.state == S.LISTENING:
             self._finish_recording(self.endpointer.audio())   # toggle: the second press ends it
         elif ev.pressed:
@@ -345,6 +375,15 @@ class Daemon:
             self.wake.reset()
             if self.pipeline.state not in (S.STOPPING, S.IDLE):
                 self.pipeline.to(S.IDLE)
+            if self._follow_up and not self._stop.is_set():
+                self._follow_up = False
+                self._await_follow_up()
+
+    def _await_follow_up(self) -> None:
+        """Listen again without the wake word once our own voice has died away."""
+        time.sleep(self.settings.wake.playback_tail_s)   # the reply's echo must not count as speech
+        if self.begin_listening("follow-up", skip_s=0, wait_s=self.settings.conversation.follow_up_s):
+            log.info("listening %.0f s for a follow-up", self.settings.conversation.follow_up_s)
 
     def _save_request(self, pcm: np.ndarray) -> None:
         from pathlib import Path
@@ -366,7 +405,9 @@ class Daemon:
         _transcript, reply = understood
         self.pipeline.to(S.SPEAKING)
         self.playback.play(self._speech(reply.text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
+        cut = self.playback.stopped
         self.pipeline.end_turn("answered" if self.playback.ok else f"not played: {self.playback.detail}")
+        self._follow_up = self.settings.conversation.follow_up_s > 0 and self.playback.ok and not cut
 
     def _understand(self, pcm: np.ndarray) -> tuple[Transcript, Reply] | None:
         """Quality check, STT and responder for the current turn; None (turn ended) if nothing to answer."""
@@ -382,6 +423,10 @@ class Daemon:
             self.pipeline.end_turn(f"rejected: {transcript.rejected}")
             return None
         self.events.publish("transcript", text=transcript.text, turn=self.pipeline.current.id)
+        if is_cancel(transcript.text, self.settings.conversation.cancel_phrases):
+            log.info("cancelled by %r", transcript.text)
+            self.pipeline.end_turn("cancelled")
+            return None
         self.pipeline.to(S.THINKING)
         reply = self._bounded("respond", lambda: self.responder.respond(transcript.text, self.context),
                               self.settings.responder.timeout_s + RESPOND_MARGIN_S)
@@ -469,6 +514,12 @@ class Daemon:
             "latency": self.stats.latency(),
             "turns": [turn_json(t) for t in list(self.pipeline.turns)[-20:]],
         }
+
+
+def is_cancel(transcript: str, phrases: tuple[str, ...]) -> bool:
+    """True when the whole request is a cancel phrase ("Never mind.", "stop!")."""
+    words = " ".join("".join(c if c.isalnum() or c.isspace() else " " for c in transcript.lower()).split())
+    return words in {" ".join(p.lower().split()) for p in phrases}
 
 
 def turn_json(turn) -> dict:

@@ -98,6 +98,16 @@ class EarconSettings(Section):
     volume: float = Field(0.5, ge=0, le=1)
 
 
+class ConversationSettings(Section):
+    follow_up_s: float = Field(4.0, ge=0, le=30)   # listen again without the wake word after a reply; 0 = off
+    cancel_phrases: tuple[str, ...] = ("never mind", "nevermind", "cancel", "stop", "forget it")
+
+    @field_validator("cancel_phrases", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return (v,) if isinstance(v, str) else v
+
+
 class SttSettings(Section):
     model: str = "openai/whisper-base.en"   # hub id or local directory
     device: Literal["auto", "cuda", "cpu"] = "auto"
@@ -195,6 +205,7 @@ class Settings(BaseSettings):
     vad: VadSettings = VadSettings()
     hotkey: HotkeySettings = HotkeySettings()
     earcons: EarconSettings = EarconSettings()
+    conversation: ConversationSettings = ConversationSettings()
     stt: SttSettings = SttSettings()
     responder: ResponderSettings = ResponderSettings()
     tts: TtsSettings = TtsSettings()

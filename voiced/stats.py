@@ -20,6 +20,8 @@ class TurnStats:
         self.counts[f"outcome_{outcome.replace(' ', '_')}"] += 1
         if outcome == "error":
             self.counts["errors"] += 1
+        if outcome == "no speech" and turn.trigger.startswith("wake:"):
+            self.counts["false_wakes"] += 1   # woke, but nobody spoke: tune [wake] threshold
         for stage, seconds in turn.durations().items():
             self._durations.setdefault(stage, deque(maxlen=self._window)).append(seconds)
 

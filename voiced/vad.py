@@ -198,9 +198,12 @@ class Endpointer:
         self.last_probability = 0.0
         self.final_event: EndpointEvent | None = None
 
-    def start(self, preroll: np.ndarray | None = None) -> None:
+    def start(self, preroll: np.ndarray | None = None, no_speech_timeout_s: float | None = None) -> None:
         """Begin a request. `preroll` (audio before the trigger) is kept but not end-pointed:
-        it may hold the wake word itself, which must not count as the request's speech."""
+        it may hold the wake word itself, which must not count as the request's speech.
+        `no_speech_timeout_s` overrides the configured wait for this request (follow-ups)."""
+        timeout = self.settings.no_speech_timeout_s if no_speech_timeout_s is None else no_speech_timeout_s
+        self._no_speech_limit = round(timeout * self.rate)
         self.vad.reset()
         self._reset_counters()
         pre = _int16(preroll) if preroll is not None else np.zeros(0, dtype=np.int16)

@@ -40,6 +40,11 @@ class Playback:
         """Cut the current reply (barge-in, shutdown)."""
         self._stop.set()
 
+    @property
+    def stopped(self) -> bool:
+        """The last reply was cut by stop()."""
+        return self._stop.is_set()
+
     def play(self, chunks: Iterable[SpeechChunk], on_first_audio: Callable[[], None] | None = None,
              level: bool = True) -> float:
         """Play chunks as they arrive; returns seconds of audio played. Blocks until done or stopped.
