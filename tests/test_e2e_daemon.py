@@ -192,6 +192,17 @@ def record_while(pulse_server, path: Path, action, seconds_after: float):
     return load_raw(path)
 
 
+def test_sighup_reloads_config(daemon):
+    import signal
+
+    mark, before = len(daemon.lines), len(daemon.notify.messages)
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for(r"config reloaded", timeout=20, start=mark)
+    fields = [f for _, f in daemon.notify.messages[before:]]
+    assert "RELOADING=1" in fields and any(f.startswith("MONOTONIC_USEC=") for f in fields)
+    assert fields.index("RELOADING=1") < len(fields) - 1 and "READY=1" in fields[fields.index("RELOADING=1"):]
+    assert daemon.proc.poll() is None
+
 def test_wake_word_alone_ends_quietly(daemon, pulse_server, tmp_path):
     wav = utterance(tmp_path, [0.5, "hey jarvis", 0.5])
     mark = len(daemon.lines)

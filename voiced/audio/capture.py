@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AudioSettings
-from .devices import find_device, new_pyaudio, open_stream
+from .devices import close_quietly, find_device, new_pyaudio, open_stream
 from .dsp import StreamResampler, downmix
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,7 @@ class Capture:
         finally:
             if gen == self._generation:
                 self._ok = False
-            if stream is not None:
-                try:
-                    stream.stop_stream()
-                    stream.close()
-                except OSError:
-                    pass
-            pa.terminate()
+            close_quietly(stream, pa)
 
     def _deliver(self, frame: np.ndarray) -> None:
         self._last_frame = time.monotonic()

@@ -49,6 +49,18 @@ def _stderr_silenced():
         os.close(devnull)
 
 
+def close_quietly(stream, pa) -> None:
+    """Close a stream and its PyAudio; after a device error either may raise, which changes nothing."""
+    if stream is not None:
+        try:
+            stream.stop_stream()
+            stream.close()
+        except OSError:
+            pass
+    if pa is not None:
+        pa.terminate()
+
+
 def describe_devices(pa) -> list[dict]:
     out = []
     for i in range(pa.get_device_count()):

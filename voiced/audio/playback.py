@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import AudioSettings
 from ..engines.base import SpeechChunk
-from .devices import find_device, new_pyaudio, open_stream
+from .devices import close_quietly, find_device, new_pyaudio, open_stream
 from .dsp import StreamResampler, float_to_int16, normalize
 
 log = logging.getLogger(__name__)
@@ -96,14 +96,7 @@ class Playback:
                           "and output device (voiced doctor)", self.settings.output_device, exc)
                 self._reported = str(exc)
         finally:
-            if stream is not None:
-                try:
-                    stream.stop_stream()
-                    stream.close()
-                except OSError:
-                    pass
-            if pa is not None:
-                pa.terminate()
+            close_quietly(stream, pa)
             self.last_end = time.monotonic()
             self._playing.clear()
         return played

@@ -161,14 +161,15 @@ _TEMPLATES = (
     "There are {n} new messages, most of them from your colleagues in {city}.",
 )
 _CITIES = ("Berlin", "Lisbon", "Toronto", "Osaka", "Denver", "Nairobi", "Oslo", "Perth")
-_serial = count(3)
+_serial = count()
 
 
-def reply_text(sentences: int) -> str:
-    """A reply of that many ordinary sentences, never the same text twice in a run (a cache of
-    synthesised phrases must not turn a measurement into a lookup)."""
+def reply_text(sentences: int, rep: int = 0) -> str:
+    """A reply of that many ordinary sentences (templates picked by `rep`, so two calls with the
+    same arguments have the same shape), never the same text twice in a run: a cache of
+    synthesised phrases must not turn a measurement into a lookup."""
     out = []
     for i in range(sentences):
-        n = next(_serial)
-        out.append(_TEMPLATES[(n + i) % len(_TEMPLATES)].format(n=n, city=_CITIES[n % len(_CITIES)]))
+        k = next(_serial)                  # 79 two-word numbers x 8 cities: 632 distinct before a repeat
+        out.append(_TEMPLATES[(rep + i) % len(_TEMPLATES)].format(n=21 + k % 79, city=_CITIES[k % len(_CITIES)]))
     return " ".join(out)

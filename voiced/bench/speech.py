@@ -100,12 +100,12 @@ def bench_tts_engine(engine, naive_whole, repeats: int, budget_s: float, sizes=T
     started, done = time.monotonic(), 0
     while done < repeats and (done == 0 or time.monotonic() - started < budget_s):
         for n in sizes:
-            first, total, audio_s = _stream(engine, reply_text(n))
+            first, total, audio_s = _stream(engine, reply_text(n, done))
             rows[n]["first"].append(first)
             rows[n]["total"].append(total)
             rows[n]["audio"].append(audio_s)
             t0 = time.perf_counter()
-            naive_whole(reply_text(n))                 # another text of the same shape: no cache hits
+            naive_whole(reply_text(n, done))           # another text of the same shape: no cache hits
             rows[n]["naive"].append(time.perf_counter() - t0)
         done += 1
     out: dict = {"repeats": done, "replies": {}}
@@ -145,7 +145,8 @@ def _t3_layers(directory: Path) -> int:
     return max(found) + 1 if found else 30
 
 
-def bench_chatterbox(settings, repeats: int, budget_s: float, random_dir: Path | None = None) -> dict:
+def bench_chatterbox(settings, repeats: int, budget_s: float, random_dir: Path | None = None,
+                     sizes=TTS_SIZES) -> dict:
     """Chatterbox with its real weights, or the random-weight test checkpoint (labelled so)."""
     from voiced.config import ModelsSettings, Settings
     from voiced.engines.tts_chatterbox import ChatterboxEngine
@@ -184,7 +185,7 @@ def bench_chatterbox(settings, repeats: int, budget_s: float, random_dir: Path |
             return engine.model.generate(text, exaggeration=t.exaggeration, cfg_weight=t.cfg_weight,
                                          temperature=t.temperature)
 
-    result = bench_tts_engine(engine, naive_whole, repeats, budget_s)
+    result = bench_tts_engine(engine, naive_whole, repeats, budget_s, sizes)
     notes = []
     if random_dir is not None:
         notes.append("random weights never emit the stop token: every sentence runs to the 25-token cap, "

@@ -1,0 +1,58 @@
+"""`voiced bench` in its quickest form: the real VAD and the real Piper voice, one repeat.
+
+A benchmark is not a timed unit test: this checks that the JSON has every field with
+plausible positive numbers, never how fast anything is.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from voiced.bench import run_bench
+from voiced.bench.run import format_table
+
+pytestmark = pytest.mark.slow
+
+
+def positive(summary: dict) -> bool:
+    return summary["n"] >= 1 and summary["median"] is not None and summary["median"] > 0 \
+        and summary["p95"] >= summary["min"] > 0
+
+
+def test_quick_bench_vad_and_piper_writes_json(settings, tmp_path):
+    out = tmp_path / "bench.json"
+    results = run_bench(settings, quick=True, out=out, parts=["vad", "tts"], repeats=1, tts_engines=["piper"],
+                        echo=lambda *a, **k: None)
+    saved = json.loads(out.read_text())
+    assert saved["meta"]["parts"] == ["vad", "tts"] and saved["meta"]["quick"] is True
+    assert "ratios" in saved["meta"]["note"]
+
+    vad = saved["vad"]
+    assert "error" not in vad and not vad["failures"], vad
+    assert positive(vad["end_detect_delay_s"])
+    # The decision cannot come before the configured trailing silence has been heard.
+    assert vad["end_detect_delay_s"]["min"] >= settings.vad.silence_s - 0.1
+    assert positive(vad["frame_compute_ms"])
+
+    piper = saved["tts"]["piper"]
+    assert "error" not in piper, piper
+    assert piper["repeats"] == 1 and piper["device"] == "cpu"
+    assert set(piper["replies"]) == {"1_sentences", "3_sentences", "8_sentences"}
+    for name, row in piper["replies"].items():
+        for key in ("voiced_first_audio_s", "voiced_total_s", "naive_first_audio_s"):
+            assert positive(row[key]), (name, key, row[key])
+        assert row["audio_s"] > 0 and row["rtf"] > 0 and row["naive_over_voiced_first_audio"] > 0
+        # Streaming: the first chunk is never later than the whole reply.
+        assert row["voiced_first_audio_s"]["median"] <= row["voiced_total_s"]["median"]
+    assert piper["replies"]["8_sentences"]["audio_s"] > piper["replies"]["1_sentences"]["audio_s"]
+    assert piper["first_audio_8_over_1"] > 0
+
+    table = format_table(results)
+    assert "vad: end-of-speech detection delay" in table and "tts piper 8 sent." in table
+    assert str(out) in table
+
+
+def test_unknown_part_is_refused(settings, tmp_path):
+    with pytest.raises(ValueError, match="unknown bench parts"):
+        run_bench(settings, quick=True, out=tmp_path / "x.json", parts=["vad", "gpu"])
