@@ -19,7 +19,7 @@ def voiced(*args, env=None, timeout=300):
                           timeout=timeout, env=env or os.environ.copy())
 
 
-@pytest.mark.parametrize("command", ["run", "doctor", "models", "transcribe", "say"])
+@pytest.mark.parametrize("command", ["run", "doctor", "models", "transcribe", "say", "status", "trigger", "bench"])
 def test_every_command_has_help(command):
     done = voiced(command, "--help", timeout=60)
     assert done.returncode == 0 and "usage: voiced" in done.stdout

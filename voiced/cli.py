@@ -151,6 +151,12 @@ def cmd_trigger(args) -> int:
     return trigger(args.url or base_url(s.web), s.web.token)
 
 
+def cmd_bench(args) -> int:
+    from .bench.run import main_from_args
+
+    return main_from_args(_settings(args), args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="voiced", description="A headless, always-on voice daemon.")
     p.add_argument("--config", help="config file (default: $VOICED_CONFIG, /etc/voiced/voiced.toml, "
@@ -192,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
                         description="POST /api/trigger; exit 1 if the daemon is busy or not running.")
     tr.add_argument("--url", help="daemon URL (default: from [web] host/port)")
     tr.set_defaults(fn=cmd_trigger)
+
+    bn = sub.add_parser("bench", help="measure latency, CPU and memory with the real models (table + JSON)",
+                        description="Wake word, VAD, STT, TTS and voice-to-voice (the real daemon on a private "
+                                    "PulseAudio server): median and p95 after warm-up, beside the naive path of "
+                                    "the product spec. See benchmarks/README.md.")
+    bn.add_argument("--quick", action="store_true", help="fewer repeats and lengths (under ~3 minutes on 2 cores)")
+    bn.add_argument("--parts", default="wake,vad,stt,tts,e2e",
+                    help="comma-separated subset of wake,vad,stt,tts,e2e (default: all)")
+    bn.add_argument("--out", metavar="FILE", help="JSON output (default: bench-results/bench-<timestamp>.json)")
+    bn.add_argument("--chatterbox-random", metavar="DIR",
+                    help="also time Chatterbox on the random-weight test checkpoint in DIR (built there if "
+                         "missing); reported as RANDOM WEIGHTS: the code path's cost, not real speech")
+    bn.set_defaults(fn=cmd_bench)
     return p
 
 

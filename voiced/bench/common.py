@@ -34,7 +34,7 @@ def summary(values) -> dict:
     arr = np.asarray([v for v in values if v is not None], dtype=float)
     if arr.size == 0:
         return {"median": None, "p95": None, "min": None, "max": None, "n": 0, "values": []}
-    r = lambda x: round(float(x), 4)   # noqa: E731
+    r = lambda x: round(float(x), 4)
     return {"median": r(np.median(arr)), "p95": r(np.percentile(arr, 95)), "min": r(arr.min()),
             "max": r(arr.max()), "n": int(arr.size),
             "values": [r(v) for v in arr] if arr.size <= 50 else "omitted (n > 50)"}

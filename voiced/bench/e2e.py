@@ -153,7 +153,10 @@ def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None) ->
     try:
         wav = tmp / "turn.wav"
         length, request_end = _request_wav(settings, wav)
-        env = {**os.environ, **harness.env, "VOICED_WEB__ENABLED": "false", "VOICED_HOTKEY__ENABLED": "false"}
+        # The harness's virtual devices are the server's defaults; no web port or keyboard is needed.
+        env = {**os.environ, **harness.env, "VOICED_AUDIO__INPUT_DEVICE": "default",
+               "VOICED_AUDIO__OUTPUT_DEVICE": "default", "VOICED_WEB__ENABLED": "false",
+               "VOICED_HOTKEY__ENABLED": "false"}
         started = time.monotonic()
         daemon = Daemon(env, tmp, config)
         daemon.wait_for(r"listening for ", timeout=300)

@@ -17,8 +17,16 @@ import time
 
 import numpy as np
 
-from .common import (FRAME, RATE, espeak, frames, noise, proc_rss_mb, speech_bounds,
-                     summary)
+from .common import (
+    FRAME,
+    RATE,
+    espeak,
+    frames,
+    noise,
+    proc_rss_mb,
+    speech_bounds,
+    summary,
+)
 
 WAKE_VARIANTS = (("en-us", 160), ("en-gb", 160), ("en-us", 140), ("en-gb", 175), ("en-us", 175), ("en-gb", 140))
 REQUESTS = ("What time is it?", "Turn off the kitchen lights, please.", "What's the weather like tomorrow?",
@@ -80,7 +88,7 @@ def idle_listen(settings, seconds: float) -> dict:
     """Run the idle listen loop in a fresh process; its CPU per 1 s window and its RSS."""
     proc = subprocess.run([sys.executable, "-m", "voiced.bench.listen", str(seconds)],
                           input=settings.model_dump_json(), capture_output=True, text=True,
-                          timeout=seconds + 120)
+                          timeout=seconds + 120, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"idle listen process failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

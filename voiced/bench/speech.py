@@ -19,7 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import JFK_REFERENCE, RATE, Skip, jfk, ratio, reply_text, speech_bounds, summary, wer
+from .common import (
+    JFK_REFERENCE,
+    RATE,
+    Skip,
+    jfk,
+    ratio,
+    reply_text,
+    speech_bounds,
+    summary,
+    wer,
+)
 
 STT_LENGTHS_S = (1, 5, 15, 30)
 TTS_SIZES = (1, 3, 8)
@@ -141,7 +151,8 @@ def _t3_layers(directory: Path) -> int:
     from safetensors import safe_open
 
     with safe_open(str(directory / "t3_cfg.safetensors"), "pt") as f:
-        found = {int(m.group(1)) for k in f.keys() if (m := re.match(r"tfmr\.layers\.(\d+)\.", k))}
+        found = {int(m.group(1)) for k in f.keys()  # noqa: SIM118 - not a dict
+                 if (m := re.match(r"tfmr\.layers\.(\d+)\.", k))}
     return max(found) + 1 if found else 30
 
 
