@@ -24,5 +24,6 @@ for so in sorted(lib.glob("*.so")):
         broken.append((so, exc))
 for so, exc in broken:
     so.rename(so.with_suffix(".so.disabled"))
-    print(f"[setup] torchaudio: disabled {so.name} ({str(exc).split(':')[-1].strip()})")
+    why = str(exc).split(": ", 1)[-1]   # drop the .so's own path, keep the missing library
+    print(f"[setup] torchaudio: disabled {so.name} ({why})")
 import torchaudio  # noqa: E402,F401  (fails loudly here if that was not enough)
