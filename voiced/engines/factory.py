@@ -88,6 +88,12 @@ class FallbackTTS:
     def warmup(self) -> None:
         self._engines[0][0].warmup()
 
+    def close(self) -> None:
+        """Stop the engine's resources now (Piper's worker process), not at garbage collection."""
+        close = getattr(self._engines[0][0], "close", None)
+        if close:
+            close()
+
     def synthesize(self, text: str) -> Iterator[SpeechChunk]:
         while True:
             engine, info = self._engines[0]
@@ -108,6 +114,7 @@ class FallbackTTS:
             except FatalEngineError as exc:
                 log.warning("TTS %s unavailable: %s", name, exc)
                 continue
+            self.close()
             self._engines[0] = (engine, info)
             self.sample_rate = engine.sample_rate
             log.warning("TTS now speaks with %s on %s", info.name, info.device)
