@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 from scipy.signal import lfilter, resample_poly
 
-RATE = 16_000
-FRAME = 1280   # 80 ms: what capture delivers
+# Framing and speech bounds are the benchmark's own helpers: one definition for both.
+from voiced.bench.common import FRAME, RATE, frames, speech_bounds  # noqa: E402,F401
 
 
 @functools.lru_cache(maxsize=64)
@@ -64,25 +64,6 @@ def pink_noise(seconds: float, dbfs: float = -30.0, seed: int = 0) -> np.ndarray
 
 def concat(*parts: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(p, dtype=np.int16) for p in parts])
-
-
-def frames(audio: np.ndarray, size: int = FRAME):
-    """Yield `size`-sample int16 frames; the last one is zero-padded, as capture would deliver."""
-    audio = np.asarray(audio, dtype=np.int16)
-    pad = (-len(audio)) % size
-    if pad:
-        audio = np.concatenate([audio, np.zeros(pad, dtype=np.int16)])
-    for start in range(0, len(audio), size):
-        yield audio[start:start + size]
-
-
-def speech_bounds(audio: np.ndarray, rel: float = 0.02) -> tuple[float, float]:
-    """(first, last) time in seconds where |sample| exceeds `rel` of the clip's peak."""
-    mag = np.abs(audio.astype(np.int32))
-    loud = np.nonzero(mag > rel * mag.max())[0]
-    if not len(loud):
-        raise ValueError("no speech in clip")
-    return loud[0] / RATE, (loud[-1] + 1) / RATE
 
 
 @pytest.fixture(scope="session")
