@@ -27,6 +27,17 @@ def settings():
     return s
 
 
+@pytest.fixture(scope="module")
+def piper_voice(settings):
+    """The real Piper voice, for speaking test requests into the virtual microphone."""
+    from voiced.engines.tts_piper import PiperEngine
+
+    engine = PiperEngine(settings.tts)
+    engine.load()
+    yield engine
+    engine.close()
+
+
 @pytest.fixture(scope="session")
 def pulse_server():
     from support.pulse import PulseHarness

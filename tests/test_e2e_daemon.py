@@ -124,16 +124,6 @@ def test_ready_status_and_watchdog(daemon):
     assert 2 <= len(recent) <= 5, f"WATCHDOG_USEC=2 s wants a ping every ~1 s, got {len(recent)} in 3 s"
 
 
-@pytest.fixture(scope="module")
-def piper_voice(settings):
-    from voiced.engines.tts_piper import PiperEngine
-
-    engine = PiperEngine(settings.tts)
-    engine.load()
-    yield engine
-    engine.close()
-
-
 def piper_wav(engine, text: str, path: Path) -> Path:
     from voiced.audio.decode import write_wav
     from voiced.audio.dsp import resample

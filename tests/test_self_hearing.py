@@ -13,17 +13,7 @@ from test_e2e_daemon import DaemonProcess, utterance
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def piper(settings):
-    from voiced.engines.tts_piper import PiperEngine
-
-    engine = PiperEngine(settings.tts)
-    engine.load()
-    yield engine
-    engine.close()
-
-
-def test_own_voice_with_the_wake_word_does_not_trigger(tmp_path, piper):
+def test_own_voice_with_the_wake_word_does_not_trigger(tmp_path, piper_voice):
     harness = PulseHarness().start()
     # The room: everything the speaker plays reaches the microphone 60 ms later.
     harness.pactl("load-module", "module-loopback", "source=spk.monitor", "sink=mic16", "latency_msec=60")
@@ -34,7 +24,7 @@ def test_own_voice_with_the_wake_word_does_not_trigger(tmp_path, piper):
         daemon.wait_for(r"listening for hey_jarvis", timeout=240)
         # The builtin responder echoes this, so the reply says "hey Jarvis" out loud.
         wav = utterance(tmp_path, [0.5, "hey jarvis", 0.7, ("piper", "Please repeat after me: hey Jarvis."), 1.0],
-                        piper)
+                        piper_voice)
         mark = len(daemon.lines)
         harness.play_into_mic(wav)
         line = daemon.wait_for(r"turn \d+ \(wake:hey_jarvis\) answered: .*", timeout=90, start=mark).group(0)
