@@ -225,6 +225,9 @@ def test_spoken_turn_answers_with_the_time(daemon, pulse_server, tmp_path, whisp
     turn_line = daemon.wait_for(r"turn \d+ .*answered.*", timeout=1, start=mark).group(0)
     print("daemon timings:", turn_line, file=sys.stderr)
     assert "voice_to_voice=" in turn_line
+    early = [x for x in daemon.lines[mark:] if "transcribed at the pause" in x]
+    print("early transcription:", early, file=sys.stderr)
+    assert early, "Whisper should have started at the pause, before the end-pointer decided"
 
 
 def test_follow_up_without_wake_word_then_window_closes(daemon, pulse_server, tmp_path, piper_voice):
@@ -240,6 +243,22 @@ def test_follow_up_without_wake_word_then_window_closes(daemon, pulse_server, tm
     assert "date" in line.lower() and "Today is" in line, line
     # After that answer a new window opens; silence closes it without a reply or a false wake.
     daemon.wait_for(r"turn \d+ \(follow-up\) follow-up window closed", timeout=20, start=mark)
+
+
+def test_a_pause_mid_request_starts_whisper_early_but_does_not_cut_the_request(daemon, pulse_server, tmp_path,
+                                                                            piper_voice):
+    """A ~0.5 s pause (Piper's own padding + 0.25 s) passes [vad] early_transcribe_s (0.3 s), so
+    Whisper starts on the first half, but not silence_s (0.8 s): the request goes on, that early
+    transcript is dropped, and the answer covers the words after the pause too."""
+    wav = utterance(tmp_path, [0.5, "hey jarvis", 0.7, ("piper", "Please repeat after me:"), 0.25,
+                               ("piper", "green apples and blue boats."), 1.5], piper_voice)
+    mark = len(daemon.lines)
+    pulse_server.play_into_mic(wav)
+    line = daemon.wait_for(r"turn \d+ \(wake:hey_jarvis\) answered: .*", timeout=90, start=mark).group(0)
+    said = line.split("said", 1)[1].lower()
+    assert "apples" in said and "boats" in said, f"the request was cut at the pause: {line}"
+    # The transcript used was the one started at the final pause, not the stale one.
+    assert any("transcribed at the pause" in x for x in daemon.lines[mark:]), "no early transcription was used"
 
 
 def test_cancel_phrase_ends_the_turn_silently(daemon, pulse_server, tmp_path, piper_voice):
@@ -296,3 +315,123 @@ def test_push_to_talk_hotkey_turn(daemon, pulse_server, tmp_path, whisper_stt, p
     finally:
         os.close(fd)
     assert_time_spoken(audio, whisper_stt, asked)
+
+
+# One sentence of ~10 s (under the 200-character chunk limit): one chunk of continuous speech,
+# so the interruption lands mid-speech, not in a gap between sentences.
+LONG_REPLY = ("Once upon a time a small robot lived in an old lighthouse by the sea and counted every ship "
+              "that passed by at night and wrote down the names of all their captains in a big blue book.")
+
+
+def _wait_state(daemon, state: str, timeout: float = 20.0) -> str:
+    import urllib.request
+
+    port, end = daemon.env["VOICED_WEB__PORT"], time.monotonic() + timeout
+    while time.monotonic() < end:
+        now = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10))["state"]
+        if now == state:
+            return now
+        time.sleep(0.1)
+    raise AssertionError(f"the daemon stayed {now} for {timeout:.0f} s, not {state}")
+
+
+def _wait_idle(daemon) -> None:
+    """Until an earlier test's turn or follow-up window is over (the API answers 409 while busy)."""
+    _wait_state(daemon, "idle")
+
+
+def _say(daemon, text: str) -> None:
+    import urllib.request
+
+    _wait_idle(daemon)
+    port = daemon.env["VOICED_WEB__PORT"]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/say", data=json.dumps({"text": text}).encode(),
+                                 headers={"content-type": "application/json"}, method="POST")
+    assert urllib.request.urlopen(req, timeout=10).status == 202
+
+
+def _barge_in(daemon, pulse_server, tmp_path, interrupt) -> tuple[np.ndarray, np.ndarray, float]:
+    """A long reply, interrupted by `interrupt()` ~2.5 s after it starts. Returns what the speaker
+    played and what went into the microphone, on one clock (stereo recording), and the daemon's
+    own stop time (stop request -> stream closed)."""
+    mark = len(daemon.lines)
+    rec_path = tmp_path / "both.raw"
+    rec = pulse_server.record_mic_and_speaker(rec_path, REC_RATE)
+    try:
+        time.sleep(0.5)
+        _say(daemon, LONG_REPLY)
+        _wait_state(daemon, "speaking")
+        time.sleep(2.5)
+        interrupt()
+        cut = daemon.wait_for(r"playback cut: stopped (\d+) ms after the stop request", timeout=15, start=mark)
+        daemon.wait_for(r"turn \d+ \((wake:hey_jarvis|hotkey)\) answered", timeout=90, start=mark)
+        time.sleep(1.5)
+    finally:
+        rec.terminate()
+        rec.wait(5)
+    both = load_raw(rec_path)
+    both = both[: len(both) // 2 * 2].reshape(-1, 2)
+    return both[:, 0].copy(), both[:, 1].copy(), int(cut.group(1)) / 1000
+
+
+def _reply_stop(audio: np.ndarray, after_s: float) -> float:
+    """Where the interrupted reply's sound ended: the end of the loud stretch running at `after_s`."""
+    for start, end in speech_segments(audio, REC_RATE, gap_s=0.15):
+        if start <= after_s <= end + 0.25:
+            return end
+    raise AssertionError(f"no reply was playing at {after_s:.2f} s: {speech_segments(audio, REC_RATE)}")
+
+
+def test_wake_word_barge_in_cuts_the_reply_and_starts_a_turn(daemon, pulse_server, tmp_path, whisper_stt,
+                                                              piper_voice):
+    request = utterance(tmp_path, [0.3, "hey jarvis", 0.6, ("piper", "What time is it?"), 1.5], piper_voice)
+    asked = dt.datetime.now()
+    speaker, mic, daemon_stop_s = _barge_in(daemon, pulse_server, tmp_path,
+                                            lambda: pulse_server.play_into_mic(request))
+    wake_end = speech_segments(mic, REC_RATE, gap_s=0.3)[0][1]   # "hey jarvis", the first thing said
+    stop = _reply_stop(speaker, wake_end)
+    latency = stop - wake_end
+    print(f"barge-in: the reply's sound ended {latency * 1000:.0f} ms after the wake word ended (detection, "
+          f"stop and output latency); daemon stop request -> stream closed {daemon_stop_s * 1000:.0f} ms",
+          file=sys.stderr)
+    assert daemon_stop_s < 0.3
+    assert latency < 1.0, f"the reply went on {latency:.2f} s after the wake word"
+    assert any("barge-in: wake word hey_jarvis" in line for line in daemon.lines)
+    # The request after the wake word is answered (the time), from the audio after the cut.
+    assert_time_spoken(speaker[int((stop + 0.3) * REC_RATE):], whisper_stt, asked)
+
+
+def test_hotkey_barge_in_cuts_the_reply_and_records_while_held(daemon, pulse_server, tmp_path, whisper_stt,
+                                                                piper_voice):
+    request = utterance(tmp_path, [("piper", "What time is it?"), 0.3], piper_voice)
+    # A 30 ms click into the mic marks the key press on the recording's clock.
+    click = tmp_path / "click.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(click), "synth", "0.03", "sine", "1000",
+                    "vol", "0.3"], check=True)
+    fd = os.open(daemon.keyboard, os.O_WRONLY)
+    asked = dt.datetime.now()
+
+    def interrupt() -> None:
+        pulse_server.play_into_mic(click)
+        os.write(fd, key_events((KEY_LEFTCTRL, 1), (KEY_SPACE, 1)))
+
+        def speak_then_release():
+            time.sleep(0.8)   # the cut reply's turn ends; the held key's turn starts
+            pulse_server.play_into_mic(request).wait(10)
+            time.sleep(0.3)
+            os.write(fd, key_events((KEY_SPACE, 0), (KEY_LEFTCTRL, 0)))
+        threading.Thread(target=speak_then_release, daemon=True).start()
+
+    try:
+        speaker, mic, daemon_stop_s = _barge_in(daemon, pulse_server, tmp_path, interrupt)
+    finally:
+        os.close(fd)
+    pressed = speech_segments(mic, REC_RATE, gap_s=0.1)[0][0]
+    stop = _reply_stop(speaker, pressed)
+    latency = stop - pressed
+    print(f"hotkey barge-in: the reply's sound ended {latency * 1000:.0f} ms after the key press (an upper "
+          f"bound: the click's own playback start is in it); daemon stop request -> stream closed "
+          f"{daemon_stop_s * 1000:.0f} ms", file=sys.stderr)
+    assert daemon_stop_s < 0.3
+    assert latency < 1.0, f"the reply went on {latency:.2f} s after the key press"
+    assert_time_spoken(speaker[int((stop + 0.3) * REC_RATE):], whisper_stt, asked)

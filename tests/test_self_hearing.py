@@ -31,11 +31,14 @@ def test_own_voice_with_the_wake_word_does_not_trigger(tmp_path, piper_voice):
         assert "jarvis" in line.lower().split("said", 1)[1], f"the reply should contain the wake word: {line}"
         time.sleep(10)   # the reply's echo, the follow-up window and a margin
         later = daemon.lines[mark:]
-        wakes = [x for x in later if "wake word hey_jarvis" in x]
+        wakes = [x for x in later if "wake word hey_jarvis" in x and "ignored" not in x]
+        echoes = [x for x in later if "ignored: the reply itself said it" in x]
         turns = [x for x in later if " turn " in x and "answered" in x]
         follow = [x for x in later if "(follow-up)" in x]
-        print("\n".join(wakes + turns + follow))
-        assert len(wakes) == 1, "the daemon woke on its own voice"
+        print("\n".join(wakes + echoes + turns + follow))
+        # The mic may or may not score the echo over the threshold (it varies run to run);
+        # when it does, the echo guard must be what stopped it.
+        assert len(wakes) == 1, "the daemon woke on its own voice (or barged in on it)"
         assert len(turns) == 1, "its own reply was answered"
         assert follow and all("window closed" in x and "heard ''" in x for x in follow), \
             "the reply's echo was taken as a follow-up request"

@@ -19,25 +19,25 @@ from .audio.capture import Capture
 from .audio.earcons import Earcons
 from .audio.playback import Playback
 from .config import Settings
-from .engines.base import EngineError, Transcript
 from .deadlines import StageTimeout, call_with_deadline, iter_with_deadline
+from .early_stt import EarlyTranscript
+from .engines.base import EngineError, Transcript
 from .events import EventHub
+from .listen_loop import ListenLoop
+from .pipeline import Pipeline
+from .pipeline import PipelineState as S
 from .recovery import GpuManager, recovering_stt, recovering_tts, reprobe_forever
-from .pipeline import Pipeline, PipelineState as S
 from .responder import Context, Reply, make_responder
 from .stats import TurnStats
 from .systemd import Notifier, Watchdog, liveness
 
 log = logging.getLogger(__name__)
 RATE = 16_000
-# openWakeWord fires ~0.1 s before the wake phrase ends; skip that tail so the end of
-# "jarvis" does not count as the start of the request.
-WAKE_TAIL_S = 0.25
 # The responder bounds its own calls ([responder] timeout_s); its stage deadline adds this.
 RESPOND_MARGIN_S = 5.0
 
 
-class Daemon:
+class Daemon(ListenLoop):
     def __init__(self, settings: Settings, notifier: Notifier | None = None):
         self.settings = settings
         self.notifier = notifier or Notifier()
@@ -55,10 +55,15 @@ class Daemon:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._gate_was_closed = False
+        self.echo = None                            # EchoGuard: the reply's own wake-word score
+        self._barge_frames: list[np.ndarray] | None = None   # audio since a barge-in, until idle
+        self._barge_at, self._barge_trigger, self._barge_turn = 0.0, "", -1
         self._skip_frames = 0
         self._hung_stages = 0   # abandoned stages in a row
         self._follow_up = False  # set by a spoken answer: listen again without the wake word
         self._record_lock = threading.RLock()
+        self._stt_lock = threading.Lock()
+        self._early: EarlyTranscript | None = None   # a transcription started at a pause
         self.earcons = Earcons(settings.earcons)
         self.hotkey = None
         self._hotkey_events: deque = deque()       # filled by the hotkey thread, drained by run()
@@ -75,10 +80,11 @@ class Daemon:
         """Load every model before listening, so the first turn is as fast as the rest."""
         from .models.openwakeword_assets import assets_dir
         from .triggers.wakeword import WakeWordDetector
-        from .vad import make_vad, Endpointer
+        from .vad import Endpointer, make_vad
 
         t0 = time.monotonic()
         self.wake = WakeWordDetector(self.settings.wake, assets_dir(self.settings))
+        self._load_echo_guard()
         self.endpointer = Endpointer(make_vad(self.settings.vad, assets_dir(self.settings)), self.settings.vad)
         # Recovering wrappers own device choice: OOM retry, CPU fallback, GPU re-probe.
         self.stt, _ = recovering_stt(self.settings, self.gpu)
@@ -87,6 +93,17 @@ class Daemon:
             self.stt.warmup()
         self.tts.warmup()
         log.info("models ready in %.1f s: %s", time.monotonic() - t0, self.status_line())
+
+    def _load_echo_guard(self) -> None:
+        """Barge-in needs a second detector that scores what voiced itself says."""
+        from .models.openwakeword_assets import assets_dir
+        from .triggers.echo import EchoGuard
+        from .triggers.wakeword import WakeWordDetector
+
+        w = self.settings.wake
+        self.echo = EchoGuard(WakeWordDetector(w, assets_dir(self.settings)), w.echo_threshold,
+                              w.echo_window_s) if w.barge_in else None
+        self.playback.observer = self.echo
 
     def start(self) -> None:
         self.load()
@@ -133,6 +150,7 @@ class Daemon:
             from .vad import Endpointer, make_vad
 
             self.wake = WakeWordDetector(settings.wake, assets_dir(settings))
+            self._load_echo_guard()
             self.endpointer = Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad)
         if settings.hotkey != old.hotkey:
             if self.hotkey:
@@ -201,150 +219,6 @@ class Daemon:
                              + (" (GPU fault: on CPU)" if engine.state["degraded"] else ""))
         return ", ".join(parts)
 
-    # -- listen loop (fast path) -------------------------------------------
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self._drain_hotkey()
-            frame = self.capture.read(timeout=0.1 if self._hotkey_events else 0.5)
-            if frame is None:
-                continue
-            self.last_frame_at = time.monotonic()
-            state = self.pipeline.state
-            if state == S.IDLE:
-                self._listen_for_wake(frame)
-            elif state == S.LISTENING:
-                if self._in_follow_up() and self._wake_during_follow_up(frame):
-                    continue
-                with self._record_lock:
-                    self._record(frame)
-
-    def _in_follow_up(self) -> bool:
-        turn = self.pipeline.current
-        return turn is not None and turn.trigger == "follow-up"
-
-    def _wake_during_follow_up(self, frame: np.ndarray) -> bool:
-        """The wake word said inside a follow-up window starts a normal turn (so the
-        wake word itself does not end up as the follow-up's transcript)."""
-        detection = self.wake.process(frame)
-        if detection is None:
-            return False
-        with self._record_lock:
-            self.pipeline.end_turn("follow-up window closed")
-            self.pipeline.to(S.IDLE)
-        log.info("wake word %s (score %.2f) during the follow-up window", detection.model, detection.score)
-        if self.begin_listening(f"wake:{detection.model}"):
-            self._cue(self.earcons.listening())
-        return True
-
-    def _wake_gate_open(self) -> bool:
-        if not self.settings.wake.mute_during_playback:
-            return True
-        quiet_for = time.monotonic() - self.playback.last_end
-        return not self.playback.playing and quiet_for >= self.settings.wake.playback_tail_s
-
-    def _listen_for_wake(self, frame: np.ndarray) -> None:
-        if not self._wake_gate_open():
-            self._gate_was_closed = True
-            return
-        if self._gate_was_closed:
-            # Whatever the detector buffered before/while we spoke must not fire now.
-            self.wake.reset()
-            self._gate_was_closed = False
-        detection = self.wake.process(frame)
-        if detection is not None:
-            log.info("wake word %s (score %.2f)", detection.model, detection.score)
-            if self.begin_listening(f"wake:{detection.model}"):
-                self._cue(self.earcons.listening())
-
-    def begin_listening(self, trigger: str, skip_s: float = WAKE_TAIL_S, wait_s: float | None = None) -> bool:
-        """Start recording a request (wake word, API or CLI trigger); False if busy.
-        wait_s overrides how long to wait for speech (follow-ups)."""
-        # Under the lock the listen loop cannot feed the endpointer between the claim and
-        # start() (the API, a follow-up and the hotkey call this from other threads).
-        with self._record_lock:
-            if self.pipeline.claim(trigger, S.LISTENING) is None:
-                return False
-            self._skip_frames = int(round(skip_s * 1000 / self.settings.audio.chunk_ms))
-            self.endpointer.start(no_speech_timeout_s=wait_s)
-            return True
-
-    def _record(self, frame: np.ndarray) -> None:
-        if self._ptt is not None:   # push-to-talk: the key decides the end, not the VAD
-            self._ptt.append(frame)
-            if len(self._ptt) * self.settings.audio.chunk_ms / 1000 >= self.settings.vad.max_s:
-                frames, self._ptt = self._ptt, None
-                self._finish_recording(np.concatenate(frames))
-            return
-        if self._skip_frames > 0:
-            self._skip_frames -= 1
-            return
-        result = self.endpointer.feed(frame)
-        if result is None:
-            return
-        if result.kind == "no_speech":
-            self.wake.reset()
-            follow_up = self._in_follow_up()
-            self.pipeline.end_turn("follow-up window closed" if follow_up else "no speech")
-            self.pipeline.to(S.IDLE)
-            if not follow_up:   # a wake with nothing after it: a false wake, counted in stats
-                self._cue(self.earcons.failed())
-            return
-        # End of speech happened `hangover` before the VAD could be sure of it.
-        self._finish_recording(result.audio, result.samples_since_speech_end / RATE)
-
-    def _finish_recording(self, pcm: np.ndarray, lag_s: float = 0.0) -> None:
-        self.pipeline.mark("end_of_speech", at=time.monotonic() - lag_s)
-        self.pipeline.to(S.TRANSCRIBING)
-        self._worker = threading.Thread(target=self._turn, args=(pcm,), name="turn", daemon=True)
-        self._worker.start()
-
-    # -- hotkey ------------------------------------------------------------
-    def _start_hotkey(self) -> None:
-        if not self.settings.hotkey.enabled:
-            return
-        try:
-            from .triggers.hotkey import HotkeyReader
-        except ImportError:
-            log.error("hotkey.enabled, but the evdev package is not installed (pip install evdev); hotkey off")
-            return
-        push = self._hotkey_events.append
-        self.hotkey = HotkeyReader.from_settings(self.settings.hotkey, push, push).start()
-
-    def _drain_hotkey(self) -> None:
-        """Hotkey events are handled here, on the listen loop, so they never race _record()."""
-        while self._hotkey_events:
-            ev = self._hotkey_events[0]
-            if ev.pressed and self.pipeline.state == S.SPEAKING:
-                self.playback.stop()   # barge-in: cut the reply; the press is handled once idle
-                return
-            if self.pipeline.state not in (S.IDLE, S.LISTENING) and ev.pressed:
-                return                 # busy transcribing/thinking: keep the press for a moment
-            self._hotkey_events.popleft()
-            self._on_hotkey(ev)
-
-    def _on_hotkey(self, ev) -> None:
-        toggle = self.settings.hotkey.mode == "toggle"
-        if ev.pressed and self.pipeline.state == S.LISTENING and self._in_follow_up():
-            self.pipeline.end_turn("follow-up window closed")   # the key starts a fresh turn instead
-            self.pipeline.to(S.IDLE)
-        if ev.pressed and toggle and self.pipeline.state == S.LISTENING:
-            self._finish_recording(self.endpointer.audio())   # toggle: the second press ends it
-        elif ev.pressed:
-            if self.begin_listening("hotkey", skip_s=0):
-                self._ptt = None if toggle else []
-                self._cue(self.earcons.listening())
-        elif self._ptt is not None:                           # push-to-talk released
-            frames, self._ptt = self._ptt, None
-            log.info("hotkey released after %.1f s", ev.held_s)
-            if self.pipeline.state == S.LISTENING:
-                self._finish_recording(np.concatenate(frames) if frames else np.zeros(0, np.int16))
-
-    def _cue(self, chunk) -> None:
-        """An earcon, off the listen loop (playback blocks); never over a reply."""
-        if chunk is not None and not self.playback.playing:
-            threading.Thread(target=self.playback.play, args=([chunk],), kwargs={"level": False},
-                             name="earcon", daemon=True).start()
-
     # -- the slow stages, off the listen loop -----------------------------
     def prepare_request(self, pcm: np.ndarray) -> tuple[np.ndarray | None, str]:
         a = self.settings.audio
@@ -360,9 +234,9 @@ class Daemon:
             audio = dsp.normalize(audio, a.input_target_dbfs)
         return audio, ""
 
-    def _turn(self, pcm: np.ndarray) -> None:
+    def _turn(self, pcm: np.ndarray, early: EarlyTranscript | None = None) -> None:
         try:
-            self.answer(pcm)
+            self.answer(pcm, early)
         except EngineError as exc:
             log.error("turn failed: %s", exc)
             self.pipeline.end_turn(f"error: {exc}")
@@ -396,27 +270,55 @@ class Daemon:
         write_wav(folder / f"request-{time.strftime('%Y%m%d-%H%M%S')}-{turn.id if turn else 0}.wav",
                   dsp.int16_to_float(pcm) if pcm.dtype == np.int16 else pcm, RATE)
 
-    def answer(self, pcm: np.ndarray) -> None:
+    def answer(self, pcm: np.ndarray, early: EarlyTranscript | None = None) -> None:
         if self.settings.audio.save_requests_dir:
             self._save_request(pcm)
-        understood = self._understand(pcm)
+        understood = self._understand(pcm, early)
         if understood is None:
             return
         _transcript, reply = understood
         self.pipeline.to(S.SPEAKING)
         self.playback.play(self._speech(reply.text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
         cut = self.playback.stopped
-        self.pipeline.end_turn("answered" if self.playback.ok else f"not played: {self.playback.detail}")
+        self.pipeline.end_turn(self._played_outcome("answered"))
         self._follow_up = self.settings.conversation.follow_up_s > 0 and self.playback.ok and not cut
 
-    def _understand(self, pcm: np.ndarray) -> tuple[Transcript, Reply] | None:
-        """Quality check, STT and responder for the current turn; None (turn ended) if nothing to answer."""
-        audio, why = self.prepare_request(pcm)
-        if audio is None:
-            log.info("capture dropped: %s", why)
-            self.pipeline.end_turn(f"dropped: {why}")
+    def transcribe_request(self, pcm: np.ndarray) -> Transcript | None:
+        """Quality check + STT (None if the audio is not worth transcribing). One at a time:
+        an early transcription still running (early_stt.py) must not fight the turn's own."""
+        audio, _why = self.prepare_request(pcm)
+        return None if audio is None else self._transcribe(audio)
+
+    def _transcribe(self, audio: np.ndarray) -> Transcript:
+        with self._stt_lock:
+            return self.stt.transcribe(audio)
+
+    def _early_transcript(self, early: EarlyTranscript) -> Transcript | None:
+        try:
+            transcript = self._bounded("stt", early.result, self.settings.watchdog.stt_timeout_s)
+        except EngineError as exc:
+            log.info("early transcription failed (%s); transcribing the whole request", exc)
             return None
-        transcript = self._bounded("stt", lambda: self.stt.transcribe(audio), self.settings.watchdog.stt_timeout_s)
+        if transcript is not None:
+            log.info("transcribed at the pause: started %.2f s before the end-pointer decided, ready %.2f s after",
+                     early.decided_at - early.started, max(0.0, early.finished - early.decided_at))
+        return transcript
+
+    def _played_outcome(self, done: str) -> str:
+        if not self.playback.ok:
+            return f"not played: {self.playback.detail}"
+        return "interrupted" if self.playback.stopped and not self._stop.is_set() else done
+
+    def _understand(self, pcm: np.ndarray, early: EarlyTranscript | None = None) -> tuple[Transcript, Reply] | None:
+        """Quality check, STT and responder for the current turn; None (turn ended) if nothing to answer."""
+        transcript = self._early_transcript(early) if early is not None else None
+        if transcript is None:
+            audio, why = self.prepare_request(pcm)
+            if audio is None:
+                log.info("capture dropped: %s", why)
+                self.pipeline.end_turn(f"dropped: {why}")
+                return None
+            transcript = self._bounded("stt", lambda: self._transcribe(audio), self.settings.watchdog.stt_timeout_s)
         self.pipeline.mark("transcript", transcript=transcript.text)
         if not transcript.text:
             log.info("nothing to answer: %s (model said %r)", transcript.rejected, transcript.raw_text)
@@ -481,7 +383,7 @@ class Daemon:
         def speak():
             try:
                 self.playback.play(self._speech(text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
-                self.pipeline.end_turn("spoken" if self.playback.ok else f"not played: {self.playback.detail}")
+                self.pipeline.end_turn(self._played_outcome("spoken"))
             except EngineError as exc:
                 self.pipeline.end_turn(f"error: {exc}")
             finally:

@@ -74,6 +74,10 @@ def cmd_run(args) -> int:
 def cmd_doctor(args) -> int:
     from .doctor import run_doctor
 
+    if args.wake or args.file:
+        from .wake_tuning import run_wake_scores
+
+        return run_wake_scores(_settings(args), args.file or [], args.seconds)
     return run_doctor(_settings(args), args.config_path, listen_s=args.listen)
 
 
@@ -170,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doctor", help="check audio devices, models, GPU and config",
                        description="Print a table of checks; exit 1 if the daemon could not work.")
     d.add_argument("--listen", type=float, default=1.0, metavar="S", help="seconds of microphone to sample (0: skip)")
+    d.add_argument("--wake", action="store_true",
+                   help="print live wake word scores from the microphone, to tune [wake] threshold")
+    d.add_argument("--seconds", type=float, default=60.0, metavar="S", help="with --wake: how long to listen")
+    d.add_argument("--file", action="append", metavar="AUDIO",
+                   help="with --wake: score a recording instead of the microphone (repeatable)")
     d.set_defaults(fn=cmd_doctor)
 
     m = sub.add_parser("models", help="list, fetch, or locate model weights",

@@ -49,7 +49,10 @@ class WakeSettings(Section):
     threshold: float = Field(0.5, gt=0, lt=1)
     trigger_level: int = Field(1, ge=1, le=10)     # frames over threshold before firing
     refractory_s: float = Field(2.0, ge=0)
-    mute_during_playback: bool = True
+    barge_in: bool = True                          # the wake word cuts a reply (echo-guarded)
+    echo_threshold: float = Field(0.2, gt=0, lt=1)  # the reply's own score that marks an echo
+    echo_window_s: float = Field(2.0, ge=0, le=10)
+    mute_during_playback: bool = True              # used when barge_in is off
     playback_tail_s: float = Field(0.5, ge=0)
 
     @field_validator("models", mode="before")
@@ -69,6 +72,7 @@ class VadSettings(Section):
     engine: Literal["silero", "energy"] = "silero"
     threshold: float = Field(0.5, gt=0, lt=1)
     silence_s: float = Field(0.8, gt=0, le=10)        # trailing silence that ends a request
+    early_transcribe_s: float = Field(0.3, ge=0, le=10)  # start Whisper at a pause this long (0: off)
     max_s: float = Field(15.0, gt=0, le=120)           # hard cap on one request
     no_speech_timeout_s: float = Field(4.0, gt=0, le=60)
     preroll_s: float = Field(0.3, ge=0, le=3)

@@ -220,6 +220,16 @@ class Endpointer:
         return self._elapsed / self.rate
 
     @property
+    def silence_s(self) -> float:
+        """Silence since the last speech frame (0 before any speech)."""
+        return self._silence / self.rate
+
+    @property
+    def speech_end_s(self) -> float | None:
+        """End of the last speech frame, as EndpointEvent.speech_end_s reports it."""
+        return None if self._speech_end is None else self._speech_end / self.rate
+
+    @property
     def preroll_s(self) -> float:
         return self._preroll / self.rate
 

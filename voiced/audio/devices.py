@@ -49,11 +49,14 @@ def _stderr_silenced():
         os.close(devnull)
 
 
-def close_quietly(stream, pa) -> None:
-    """Close a stream and its PyAudio; after a device error either may raise, which changes nothing."""
+def close_quietly(stream, pa, abort: bool = False) -> None:
+    """Close a stream and its PyAudio; after a device error either may raise, which changes nothing.
+    abort=True skips stop_stream(), which waits for buffered output to play: Pa_CloseStream on
+    a running stream discards it instead (barge-in must cut the reply at once)."""
     if stream is not None:
         try:
-            stream.stop_stream()
+            if not abort:
+                stream.stop_stream()
             stream.close()
         except OSError:
             pass

@@ -31,6 +31,11 @@ class Playback:
         self.ok = True
         self.detail = "not opened yet"
         self._reported: str | None = None
+        # Sees each play's start, every block as it goes to the speaker, and the end
+        # (the echo guard scores the reply): .started(), .audio(out, rate), .ended().
+        self.observer = None
+        self._stop_at = 0.0
+        self.cut_s: float | None = None   # last stop(): seconds until the stream was closed
 
     @property
     def playing(self) -> bool:
@@ -38,6 +43,8 @@ class Playback:
 
     def stop(self) -> None:
         """Cut the current reply (barge-in, shutdown)."""
+        if not self._stop.is_set():
+            self._stop_at = time.monotonic()
         self._stop.set()
 
     @property
@@ -50,7 +57,10 @@ class Playback:
         """Play chunks as they arrive; returns seconds of audio played. Blocks until done or stopped.
         level=False keeps the chunks' own loudness (earcons have their own volume setting)."""
         self._stop.clear()
+        self.cut_s = None
         self._playing.set()
+        if self.observer is not None:
+            self.observer.started()
         played = 0.0
         pa = stream = None
         try:
@@ -75,6 +85,8 @@ class Playback:
                 if src_rate != chunk.sample_rate:
                     src_rate, resampler = chunk.sample_rate, StreamResampler(chunk.sample_rate, choice.rate)
                 out = resampler.process(audio)
+                if self.observer is not None:
+                    self.observer.audio(out, choice.rate)
                 if choice.channels > 1:
                     out = np.repeat(out, choice.channels)
                 pcm = float_to_int16(out).tobytes()
@@ -96,7 +108,13 @@ class Playback:
                           "and output device (voiced doctor)", self.settings.output_device, exc)
                 self._reported = str(exc)
         finally:
-            close_quietly(stream, pa)
+            cut = self._stop.is_set()
+            close_quietly(stream, pa, abort=cut)   # a cut reply's buffered audio is dropped, not drained
             self.last_end = time.monotonic()
+            if cut:
+                self.cut_s = self.last_end - self._stop_at
+                log.info("playback cut: stopped %.0f ms after the stop request", self.cut_s * 1000)
+            if self.observer is not None:
+                self.observer.ended()
             self._playing.clear()
         return played
