@@ -62,7 +62,6 @@ class Daemon(ListenLoop):
         self._hung_stages = 0   # abandoned stages in a row
         self._follow_up = False  # set by a spoken answer: listen again without the wake word
         self._record_lock = threading.RLock()
-        self._stt_lock = threading.Lock()
         self._early: EarlyTranscript | None = None   # a transcription started at a pause
         self.earcons = Earcons(settings.earcons)
         self.hotkey = None
@@ -284,14 +283,10 @@ class Daemon(ListenLoop):
         self._follow_up = self.settings.conversation.follow_up_s > 0 and self.playback.ok and not cut
 
     def transcribe_request(self, pcm: np.ndarray) -> Transcript | None:
-        """Quality check + STT (None if the audio is not worth transcribing). One at a time:
-        an early transcription still running (early_stt.py) must not fight the turn's own."""
+        """Quality check + STT (None if the audio is not worth transcribing). The engines take
+        one call at a time, so an early transcription never runs beside the turn's own."""
         audio, _why = self.prepare_request(pcm)
-        return None if audio is None else self._transcribe(audio)
-
-    def _transcribe(self, audio: np.ndarray) -> Transcript:
-        with self._stt_lock:
-            return self.stt.transcribe(audio)
+        return None if audio is None else self.stt.transcribe(audio)
 
     def _early_transcript(self, early: EarlyTranscript) -> Transcript | None:
         try:
@@ -318,7 +313,7 @@ class Daemon(ListenLoop):
                 log.info("capture dropped: %s", why)
                 self.pipeline.end_turn(f"dropped: {why}")
                 return None
-            transcript = self._bounded("stt", lambda: self._transcribe(audio), self.settings.watchdog.stt_timeout_s)
+            transcript = self._bounded("stt", lambda: self.stt.transcribe(audio), self.settings.watchdog.stt_timeout_s)
         self.pipeline.mark("transcript", transcript=transcript.text)
         if not transcript.text:
             log.info("nothing to answer: %s (model said %r)", transcript.rejected, transcript.raw_text)
