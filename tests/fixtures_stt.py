@@ -33,13 +33,32 @@ def jfk_audio() -> np.ndarray:
     return audio
 
 
-def _fetch(settings) -> None:
+# Spoken requests (espeak-ng) and non-speech that every STT engine is tested on.
+SENTENCES = (
+    "What is the weather like in London tomorrow morning?",
+    "Please play some music in the living room.",
+)
+
+
+def non_speech() -> list[tuple[str, np.ndarray]]:
+    from tests.fixtures_audio import pink_noise, white_noise
+
+    return [
+        ("digital silence", np.zeros(3 * 16_000, np.float32)),
+        ("white noise -30 dBFS", white_noise(3, -30.0, seed=1).astype(np.float32) / 32768),
+        ("white noise -50 dBFS", white_noise(3, -50.0, seed=2).astype(np.float32) / 32768),
+        ("pink noise -25 dBFS", pink_noise(3, -25.0, seed=3).astype(np.float32) / 32768),
+    ]
+
+
+def _fetch(settings, module=None) -> None:
     from voiced.models import whisper
 
+    module = module or whisper
     messages: list[str] = []
-    result = whisper.fetch(settings, messages.append)
+    result = module.fetch(settings, messages.append)
     if not result.ready:
-        pytest.fail("Whisper weights could not be prepared (CI must be able to run "
+        pytest.fail(f"{module.NAME} weights could not be prepared (CI must be able to run "
                     f"`voiced models fetch`): {result.detail}\n" + "\n".join(messages))
 
 
@@ -73,6 +92,26 @@ def whisper_stt(stt_settings):
     from voiced.engines.stt_whisper import WhisperSTT
 
     engine = WhisperSTT(stt_settings.stt, stt_settings)
+    engine.load()
+    engine.warmup()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def fast_whisper_settings(stt_settings):
+    """Default settings with faster-whisper's CTranslate2 weights prepared as well."""
+    from voiced.models import whisper_fast
+
+    _fetch(stt_settings, whisper_fast)
+    return stt_settings
+
+
+@pytest.fixture(scope="session")
+def faster_whisper_stt(fast_whisper_settings):
+    """The real faster-whisper engine, loaded and warmed up once per session."""
+    from voiced.engines.stt_faster_whisper import FasterWhisperSTT
+
+    engine = FasterWhisperSTT(fast_whisper_settings.stt, fast_whisper_settings)
     engine.load()
     engine.warmup()
     return engine

