@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..config import Settings
 from .base import EngineInfo, FatalEngineError, SpeechChunk, SpeechToText, TextToSpeech
@@ -37,8 +37,8 @@ def set_torch_threads(settings: Settings) -> int:
     return threads
 
 
-def _faster_whisper_ready(settings: Settings) -> str:
-    """"" when stt.engine auto may use faster-whisper, else why not."""
+def faster_whisper_ready(settings: Settings) -> str:
+    """"" when stt.engine auto may use faster-whisper (package and weights here), else why not."""
     import importlib.util
 
     from ..models.whisper_fast import resolve
@@ -52,7 +52,7 @@ def _faster_whisper_ready(settings: Settings) -> str:
     return ""
 
 
-def _build_stt(name: str, settings: Settings) -> SpeechToText:
+def build_stt(name: str, settings: Settings) -> SpeechToText:
     if name == "faster-whisper":
         from .stt_faster_whisper import FasterWhisperSTT
         return FasterWhisperSTT(settings.stt, settings)
@@ -72,9 +72,9 @@ def _auto_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
     """faster-whisper (about twice as fast on a CPU, see benchmarks/README.md) when its weights
     are prepared and it loads, else the transformers pipeline. Says which, and why, in the log
     and in the engine's notes (shown on the status page)."""
-    why_not = _faster_whisper_ready(settings)
+    why_not = faster_whisper_ready(settings)
     if not why_not:
-        engine = _build_stt("faster-whisper", settings)
+        engine = build_stt("faster-whisper", settings)
         try:
             info = engine.load()
         except FatalEngineError as exc:   # OutOfMemory propagates: recovery handles the device
@@ -82,7 +82,7 @@ def _auto_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
         else:
             return _with_note(engine, info, "stt.engine auto chose faster-whisper: its weights are prepared")
     log.info("stt.engine auto: not using faster-whisper: %s; using transformers", why_not)
-    engine = _build_stt("transformers", settings)
+    engine = build_stt("transformers", settings)
     return _with_note(engine, engine.load(), f"stt.engine auto chose transformers: {why_not}")
 
 
@@ -90,7 +90,7 @@ def make_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
     if settings.stt.engine == "auto":
         engine, info = _auto_stt(settings)
     else:
-        engine = _build_stt(settings.stt.engine, settings)
+        engine = build_stt(settings.stt.engine, settings)
         info = engine.load()
     log.info("speech-to-text: %s on %s (%s)%s", info.name, info.device, info.model,
              "; " + "; ".join(info.notes) if info.notes else "")
