@@ -187,6 +187,7 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
                     add(f"{tag}: first audio 8 sent. / 1 sent.", e["first_audio_8_over_1"], "x")
         elif part == "e2e":
             add("e2e: voice-to-voice (mic -> speaker)", x["voice_to_voice_s"], note=f"{x['answered']}/{x['turns']} answered")
+            rows.append(("e2e: daemon's STT", "", "", x.get("daemon_stt", "?").split(";")[0]))
             add("e2e: voice-to-voice (daemon's log)", x["daemon_logged_voice_to_voice_s"])
             add("e2e: daemon idle CPU (% of one core)", x["daemon_idle_cpu_pct_of_one_core"], "%")
             m = x["daemon_idle_rss_mb"]
