@@ -51,6 +51,30 @@ def non_speech() -> list[tuple[str, np.ndarray]]:
     ]
 
 
+def assert_hears_request(engine, sentence: str) -> None:
+    """An espeak-ng request, padded as VAD segments are, comes back with WER <= 0.2."""
+    from tests.fixtures_audio import espeak
+
+    speech = espeak(sentence).astype(np.float32) / 32768
+    pad = np.zeros(8000, np.float32)   # VAD segments keep a little silence around speech
+    result = engine.transcribe(np.concatenate([pad, speech, pad]))
+    assert result.rejected is None, result
+    assert wer(sentence, result.text) <= 0.2, result.text
+
+
+def assert_rejects(engine, name: str, audio: np.ndarray) -> None:
+    result = engine.transcribe(audio)
+    assert result.text == "", f"{name}: {result}"
+    assert result.rejected, name
+    assert result.audio_s == pytest.approx(audio.size / 16_000)
+
+
+def _loaded(engine):
+    engine.load()
+    engine.warmup()
+    return engine
+
+
 def _fetch(settings, module=None) -> None:
     from voiced.models import whisper
 
@@ -91,10 +115,7 @@ def whisper_stt(stt_settings):
     """The real engine, loaded and warmed up once per session."""
     from voiced.engines.stt_whisper import WhisperSTT
 
-    engine = WhisperSTT(stt_settings.stt, stt_settings)
-    engine.load()
-    engine.warmup()
-    return engine
+    return _loaded(WhisperSTT(stt_settings.stt, stt_settings))
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +132,4 @@ def faster_whisper_stt(fast_whisper_settings):
     """The real faster-whisper engine, loaded and warmed up once per session."""
     from voiced.engines.stt_faster_whisper import FasterWhisperSTT
 
-    engine = FasterWhisperSTT(fast_whisper_settings.stt, fast_whisper_settings)
-    engine.load()
-    engine.warmup()
-    return engine
+    return _loaded(FasterWhisperSTT(fast_whisper_settings.stt, fast_whisper_settings))

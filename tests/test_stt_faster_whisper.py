@@ -8,8 +8,15 @@ import time
 import numpy as np
 import pytest
 
-from tests.fixtures_audio import espeak
-from tests.fixtures_stt import JFK_REFERENCE, SENTENCES, jfk_audio, non_speech, wer
+from tests.fixtures_stt import (
+    JFK_REFERENCE,
+    SENTENCES,
+    assert_hears_request,
+    assert_rejects,
+    jfk_audio,
+    non_speech,
+    wer,
+)
 from voiced.config import Settings
 from voiced.engines.base import FatalEngineError, OutOfMemory, SpeechToText
 from voiced.models import whisper, whisper_fast
@@ -86,19 +93,12 @@ def test_jfk_speech(faster_whisper_stt):
 
 @pytest.mark.parametrize("sentence", SENTENCES)
 def test_synthetic_speech(faster_whisper_stt, sentence):
-    speech = espeak(sentence).astype(np.float32) / 32768
-    pad = np.zeros(8000, np.float32)   # VAD segments keep a little silence around speech
-    result = faster_whisper_stt.transcribe(np.concatenate([pad, speech, pad]))
-    assert result.rejected is None, result
-    assert wer(sentence, result.text) <= 0.2, result.text
+    assert_hears_request(faster_whisper_stt, sentence)
 
 
 @pytest.mark.parametrize("name, audio", non_speech())
 def test_non_speech_is_rejected(faster_whisper_stt, name, audio):
-    result = faster_whisper_stt.transcribe(audio)
-    assert result.text == "", f"{name}: {result}"
-    assert result.rejected, name
-    assert result.audio_s == pytest.approx(3.0)
+    assert_rejects(faster_whisper_stt, name, audio)
 
 
 def test_long_audio_is_decoded_window_by_window(faster_whisper_stt):

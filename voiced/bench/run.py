@@ -209,7 +209,7 @@ def _stt_rows(x: dict, add) -> list[tuple[str, str, str, str]]:
         if "error" in p:
             rows.append((f"stt {engine}: load", "", "", "ERROR: " + p["error"]))
             continue
-        add(f"stt {engine}: import + load", p["import_s"] + p["load_s"], note=f"load alone {_fmt(p['load_s'])}")
+        add(f"stt {engine}: imports + load", p["start_s"], note="fresh process")
         add(f"stt {engine}: RSS after use / peak", p["rss_after_use_mb"], "MB", f"peak {p['peak_rss_mb']:.0f} MB")
     w, ws = x["wer_jfk"], x["wer_sentences"]
     rows.append(("stt: WER jfk (faster-whisper / transformers)", f"{w['faster-whisper']:.3f}",

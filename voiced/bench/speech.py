@@ -53,24 +53,23 @@ def _engine_settings(settings, name: str):
 
 
 def probe_engine(settings_json: str, name: str) -> dict:
-    """In a fresh process: import + load time and memory of one engine (run by _probe)."""
+    """In a fresh process: start time (imports of torch + transformers or of ctranslate2, and
+    loading the weights) and memory of one engine (run by _probe)."""
     from voiced.bench.common import proc_rss_mb
     from voiced.config import Settings
+    from voiced.engines.factory import build_stt
 
     settings = _engine_settings(Settings.model_validate_json(settings_json), name)
     t0 = time.perf_counter()
-    from voiced.engines.factory import build_stt
-
-    engine = build_stt(name, settings)                 # imports torch+transformers or ctranslate2
-    t1 = time.perf_counter()
+    engine = build_stt(name, settings)
     info = engine.load()
-    t2 = time.perf_counter()
+    t1 = time.perf_counter()
     rss_loaded = proc_rss_mb()
     engine.warmup()
     engine.transcribe(jfk())
     peak = next((int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines()
                  if line.startswith("VmHWM:")), 0.0)
-    return {"import_s": round(t1 - t0, 3), "load_s": round(t2 - t1, 3), "rss_loaded_mb": rss_loaded,
+    return {"start_s": round(t1 - t0, 3), "rss_loaded_mb": rss_loaded,
             "rss_after_use_mb": proc_rss_mb(), "peak_rss_mb": round(peak, 1), "device": info.device,
             "model": info.model, "source": info.source, "notes": list(info.notes)}
 

