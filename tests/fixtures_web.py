@@ -40,12 +40,13 @@ def recordings(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def web_daemon(stt_settings, oww_dir):
-    """The daemon with its models loaded and the pipeline idle, shared by the web tests."""
+def web_daemon(fast_whisper_settings, oww_dir):
+    """The daemon with its models loaded and the pipeline idle, shared by the web tests.
+    Both Whisper back ends' weights are prepared, so stt.engine auto picks faster-whisper."""
     from voiced.app import Daemon
     from voiced.pipeline import PipelineState
 
-    daemon = Daemon(stt_settings)
+    daemon = Daemon(fast_whisper_settings)
     daemon.load()
     daemon.pipeline.to(PipelineState.IDLE)
     yield daemon

@@ -56,3 +56,25 @@ def test_quick_bench_vad_and_piper_writes_json(settings, tmp_path):
 def test_unknown_part_is_refused(settings, tmp_path):
     with pytest.raises(ValueError, match="unknown bench parts"):
         run_bench(settings, quick=True, out=tmp_path / "x.json", parts=["vad", "gpu"])
+
+
+def test_stt_bench_times_both_back_ends_and_the_naive_path(fast_whisper_settings):
+    from voiced.bench.run import _stt_rows
+    from voiced.bench.speech import ENGINES, STT_PATHS, bench_stt
+
+    x = bench_stt(fast_whisper_settings, repeats=1, lengths=(1,))
+    row = x["lengths"]["1s"]
+    for path in STT_PATHS:
+        assert positive(row[f"{path.replace('-', '_')}_s"]), path
+        assert row["rtf"][path] > 0
+    assert row["transformers_over_faster_whisper"] > 0 and row["naive_over_transformers"] > 0
+    for engine in ENGINES:
+        probe = x["engines"][engine]
+        assert "error" not in probe, probe
+        assert probe["start_s"] > 0 and probe["peak_rss_mb"] >= probe["rss_loaded_mb"] > 50
+        assert x["silence_3s"][engine]["rejected"] == 1          # silence is timed only when rejected
+        assert x["wer_jfk"][engine] <= 0.05 and x["wer_sentences"][engine] <= 0.3, (x["wer_jfk"], x["wer_sentences"])
+    assert x["default_engine"] == "faster-whisper"                 # auto, with both weights prepared
+    rows = []
+    _stt_rows(x, lambda what, s, unit="s", note="": rows.append(what))
+    assert "stt 1s: transformers / faster-whisper" in rows

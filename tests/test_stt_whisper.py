@@ -9,8 +9,15 @@ import time
 import numpy as np
 import pytest
 
-from tests.fixtures_audio import espeak, pink_noise, white_noise
-from tests.fixtures_stt import JFK_REFERENCE, jfk_audio, wer
+from tests.fixtures_stt import (
+    JFK_REFERENCE,
+    SENTENCES,
+    assert_hears_request,
+    assert_rejects,
+    jfk_audio,
+    non_speech,
+    wer,
+)
 from voiced.engines.base import FatalEngineError, SpeechToText
 from voiced.models import whisper, whisper_ct2
 
@@ -192,29 +199,14 @@ def test_jfk_speech(whisper_stt):
     assert wer(JFK_REFERENCE, result.text) <= 0.15, result.text
 
 
-@pytest.mark.parametrize("sentence", [
-    "What is the weather like in London tomorrow morning?",
-    "Please play some music in the living room.",
-])
+@pytest.mark.parametrize("sentence", SENTENCES)
 def test_synthetic_speech(whisper_stt, sentence):
-    speech = espeak(sentence).astype(np.float32) / 32768
-    pad = np.zeros(8000, np.float32)   # VAD segments keep a little silence around speech
-    result = whisper_stt.transcribe(np.concatenate([pad, speech, pad]))
-    assert result.rejected is None, result
-    assert wer(sentence, result.text) <= 0.2, result.text
+    assert_hears_request(whisper_stt, sentence)
 
 
-@pytest.mark.parametrize("name, audio", [
-    ("digital silence", np.zeros(3 * 16_000, np.float32)),
-    ("white noise -30 dBFS", white_noise(3, -30.0, seed=1).astype(np.float32) / 32768),
-    ("white noise -50 dBFS", white_noise(3, -50.0, seed=2).astype(np.float32) / 32768),
-    ("pink noise -25 dBFS", pink_noise(3, -25.0, seed=3).astype(np.float32) / 32768),
-])
+@pytest.mark.parametrize("name, audio", non_speech())
 def test_non_speech_is_rejected(whisper_stt, name, audio):
-    result = whisper_stt.transcribe(audio)
-    assert result.text == "", f"{name}: {result}"
-    assert result.rejected, name
-    assert result.audio_s == pytest.approx(3.0)
+    assert_rejects(whisper_stt, name, audio)
 
 
 def test_bad_input_shapes(whisper_stt):

@@ -55,7 +55,8 @@ def test_healthz_tells_the_watchdogs_truth(http, daemon):
 def test_status_describes_engines_devices_and_turns(http):
     st = http.get("/api/status").json()
     assert st["state"] == "idle" and st["alive"] is True
-    assert st["engines"]["stt"]["name"] == "whisper" and st["engines"]["tts"]["name"] in ("piper", "chatterbox")
+    assert st["engines"]["stt"]["name"] == "faster-whisper" and st["engines"]["tts"]["name"] in ("piper", "chatterbox")
+    assert "stt.engine auto chose faster-whisper: its weights are prepared" in st["engines"]["stt"]["notes"]
     assert st["wake_words"] == ["hey_jarvis"]
     for key in ("input", "output", "gpu", "counts", "latency", "turns", "uptime_s"):
         assert key in st

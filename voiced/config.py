@@ -113,6 +113,8 @@ class ConversationSettings(Section):
 
 
 class SttSettings(Section):
+    # "auto": faster-whisper (CTranslate2) when its weights are prepared, else transformers.
+    engine: Literal["auto", "faster-whisper", "transformers"] = "auto"
     model: str = "openai/whisper-base.en"   # hub id or local directory
     device: Literal["auto", "cuda", "cpu"] = "auto"
     language: str = "en"

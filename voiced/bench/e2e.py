@@ -192,6 +192,8 @@ def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None) ->
             "voice_to_voice_s": summary([m for m, v in zip(measured, logged) if v is not None]),
             "daemon_logged_voice_to_voice_s": summary(logged),
             "daemon_ready_s": round(ready_s, 2),
+            "daemon_stt": next((line.split("speech-to-text: ", 1)[1] for line in daemon.lines
+                                if "speech-to-text: " in line), "not logged"),
             "daemon_idle_cpu_pct_of_one_core": summary(idle_cpu),
             "daemon_idle_rss_mb": rss,
             "per_turn": details, "daemon_turn_lines": outcomes,

@@ -168,12 +168,7 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
         elif part == "vad":
             add("vad: end-of-speech detection delay", x["end_detect_delay_s"], note=f"silence_s={x['silence_s']}")
         elif part == "stt":
-            for name, row in x["lengths"].items():
-                add(f"stt {name}: voiced (numpy)", row["voiced_s"], note=f"RTF {row['rtf_voiced']}")
-                add(f"stt {name}: naive (file path)", row["naive_s"], note=f"RTF {row['rtf_naive']}")
-                add(f"stt {name}: naive / voiced", row["naive_over_voiced"], "x", "")
-            w = x["wer_jfk"]
-            rows.append(("stt: WER on jfk (voiced / naive)", f"{w['voiced']:.3f}", f"{w['naive']:.3f}", "median/p95 cols"))
+            rows += _stt_rows(x, add)
         elif part == "tts":
             for engine, e in x.items():
                 if not isinstance(e, dict) or "replies" not in e:
@@ -192,10 +187,36 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
                     add(f"{tag}: first audio 8 sent. / 1 sent.", e["first_audio_8_over_1"], "x")
         elif part == "e2e":
             add("e2e: voice-to-voice (mic -> speaker)", x["voice_to_voice_s"], note=f"{x['answered']}/{x['turns']} answered")
+            rows.append(("e2e: daemon's STT", "", "", x.get("daemon_stt", "?").split(";")[0]))
             add("e2e: voice-to-voice (daemon's log)", x["daemon_logged_voice_to_voice_s"])
             add("e2e: daemon idle CPU (% of one core)", x["daemon_idle_cpu_pct_of_one_core"], "%")
             m = x["daemon_idle_rss_mb"]
             add("e2e: daemon idle RSS (+ children)", m["daemon_mb"], "MB", f"+{m['children_mb']} MB in {m['children']} child")
+    return rows
+
+
+def _stt_rows(x: dict, add) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    for name, row in x["lengths"].items():
+        for path, label in (("faster_whisper", "faster-whisper"), ("transformers", "transformers"),
+                            ("naive", "naive (file path)")):
+            add(f"stt {name}: {label}", row[f"{path}_s"], note=f"RTF {row['rtf'][label.split()[0]]}")
+        add(f"stt {name}: transformers / faster-whisper", row["transformers_over_faster_whisper"], "x")
+        add(f"stt {name}: naive / transformers", row["naive_over_transformers"], "x")
+    for engine, quiet in x["silence_3s"].items():
+        add(f"stt 3 s silence: {engine}", quiet, note=f"{quiet['rejected']} rejected")
+    for engine, p in x["engines"].items():
+        if "error" in p:
+            rows.append((f"stt {engine}: load", "", "", "ERROR: " + p["error"]))
+            continue
+        add(f"stt {engine}: imports + load", p["start_s"], note="fresh process")
+        add(f"stt {engine}: RSS after use / peak", p["rss_after_use_mb"], "MB", f"peak {p['peak_rss_mb']:.0f} MB")
+    w, ws = x["wer_jfk"], x["wer_sentences"]
+    rows.append(("stt: WER jfk (faster-whisper / transformers)", f"{w['faster-whisper']:.3f}",
+                 f"{w['transformers']:.3f}", f"naive {w['naive']:.3f}; median/p95 cols"))
+    rows.append(("stt: WER espeak requests (faster-whisper / transformers)", f"{ws['faster-whisper']:.3f}",
+                 f"{ws['transformers']:.3f}", "median/p95 cols"))
+    rows.append(("stt: default engine (stt.engine)", x["default_engine"], "", ""))
     return rows
 
 

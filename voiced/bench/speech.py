@@ -2,8 +2,9 @@
 
 STT naive path: `transformers.pipeline("automatic-speech-recognition", model=DIR)` called with
 a file path and no other arguments (ffmpeg decodes the file on every call; default generation,
-fp32, and for a multilingual model a language-detection pass). voiced's path: WhisperSTT as
-the daemon builds it (make_stt), on a float32 numpy array.
+fp32, and for a multilingual model a language-detection pass). voiced's paths: each of its two
+back ends (stt.engine faster-whisper and transformers) as the daemon builds it, on a float32
+numpy array.
 
 TTS naive path: synthesise the whole reply, then play it (first audio = whole synthesis);
 for Chatterbox that is one `ChatterboxTTS.generate()` over the reply. voiced's path: the
@@ -36,58 +37,139 @@ TTS_SIZES = (1, 3, 8)
 
 
 # ---- speech-to-text ------------------------------------------------------------------
+ENGINES = ("faster-whisper", "transformers")   # voiced's two back ends (stt.engine)
+STT_PATHS = ENGINES + ("naive",)
+WER_SENTENCES = (                               # espeak-ng requests, beside jfk's human speech
+    "What is the weather like in London tomorrow morning?",
+    "Please play some music in the living room.",
+    "What time is it?",
+    "Set a timer for ten minutes.",
+)
+PROBE_TIMEOUT_S = 300
+
+
+def _engine_settings(settings, name: str):
+    return settings.model_copy(update={"stt": settings.stt.model_copy(update={"engine": name})})
+
+
+def probe_engine(settings_json: str, name: str) -> dict:
+    """In a fresh process: start time (imports of torch + transformers or of ctranslate2, and
+    loading the weights) and memory of one engine (run by _probe)."""
+    from voiced.bench.common import proc_rss_mb
+    from voiced.config import Settings
+    from voiced.engines.factory import build_stt
+
+    settings = _engine_settings(Settings.model_validate_json(settings_json), name)
+    t0 = time.perf_counter()
+    engine = build_stt(name, settings)
+    info = engine.load()
+    t1 = time.perf_counter()
+    rss_loaded = proc_rss_mb()
+    engine.warmup()
+    engine.transcribe(jfk())
+    peak = next((int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                 if line.startswith("VmHWM:")), 0.0)
+    return {"start_s": round(t1 - t0, 3), "rss_loaded_mb": rss_loaded,
+            "rss_after_use_mb": proc_rss_mb(), "peak_rss_mb": round(peak, 1), "device": info.device,
+            "model": info.model, "source": info.source, "notes": list(info.notes)}
+
+
+def _probe(settings, name: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from voiced.bench.speech import probe_engine; "
+            "print(json.dumps(probe_engine(sys.stdin.read(), sys.argv[1])))")
+    proc = subprocess.run([sys.executable, "-c", code, name], input=settings.model_dump_json(), text=True,
+                          capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _timed(call) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    result = call()
+    return time.perf_counter() - t0, result
+
+
 def bench_stt(settings, repeats: int, lengths=STT_LENGTHS_S) -> dict:
+    """faster-whisper, transformers (both as voiced runs them, numpy in) and the naive pipeline
+    (file path in), interleaved on the same audio; load and memory each in a fresh process."""
     from transformers import pipeline
 
     from voiced.audio.decode import write_wav
-    from voiced.engines.factory import make_stt
+    from voiced.engines.factory import build_stt, faster_whisper_ready
     from voiced.models.whisper import resolve
 
+    from .common import espeak
+
+    why_not = faster_whisper_ready(settings)
+    if why_not:
+        raise Skip(f"faster-whisper cannot run here: {why_not}")
     speech = jfk()
     onset = int(speech_bounds(speech)[0] * RATE)
     long = np.tile(speech[onset:], 4)                  # cut/concatenated jfk: any length up to 40 s
     clips = {n: long[: n * RATE] for n in lengths}
-    stt, info = make_stt(settings)
-    stt.warmup()
-    model_dir = resolve(settings)[0]
-    naive = pipeline("automatic-speech-recognition", model=model_dir)    # the spec's call, verbatim
-    out: dict = {"engine": info.name, "model": info.model, "device": info.device, "source": info.source,
-                 "naive_device": str(getattr(naive, "device", "?")), "lengths": {}}
+    silence = np.zeros(3 * RATE, np.float32)
+    out: dict = {"default_engine": _default_engine(settings), "engines": {}, "lengths": {}}
+    for name in ENGINES:                               # before anything is loaded here: a quiet machine
+        out["engines"][name] = _probe(settings, name)
+    engines = {}
+    for name in ENGINES:
+        engines[name] = build_stt(name, _engine_settings(settings, name))
+        engines[name].load()
+        engines[name].warmup()
+    naive = pipeline("automatic-speech-recognition", model=resolve(settings)[0])   # the spec's call, verbatim
+    out["naive_device"] = str(getattr(naive, "device", "?"))
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for n, clip in clips.items():
             files[n] = Path(tmp) / f"speech-{n}s.wav"
             write_wav(files[n], clip, RATE)
         first = min(lengths)
-        stt.transcribe(clips[first])                   # warm-up: one call each, not timed
-        naive(str(files[first]))
-        times: dict = {n: {"voiced": [], "naive": []} for n in lengths}
+        naive(str(files[first]))                       # warm-up, not timed
+        calls = {n: {"naive": (lambda f=files[n]: naive(str(f))),
+                     **{e: (lambda e=e, c=clips[n]: engines[e].transcribe(c)) for e in ENGINES}} for n in lengths}
+        times: dict = {n: {p: [] for p in STT_PATHS} for n in lengths}
+        quiet: dict = {e: [] for e in ENGINES}
         for _ in range(repeats):
-            for n in lengths:                          # interleaved: both paths see the same noise
-                t0 = time.perf_counter()
-                stt.transcribe(clips[n])
-                times[n]["voiced"].append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                naive(str(files[n]))
-                times[n]["naive"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        heard = stt.transcribe(speech)
-        jfk_voiced_s = time.perf_counter() - t0
+            for n in lengths:                          # interleaved: every path sees the same noise
+                for path in STT_PATHS:
+                    times[n][path].append(_timed(calls[n][path])[0])
+            for e in ENGINES:
+                elapsed, heard = _timed(lambda e=e: engines[e].transcribe(silence))
+                quiet[e].append(elapsed if not heard.text else None)
         jfk_file = Path(tmp) / "jfk.wav"
         write_wav(jfk_file, speech, RATE)
-        t0 = time.perf_counter()
-        heard_naive = naive(str(jfk_file))
-        jfk_naive_s = time.perf_counter() - t0
+        heard = {e: engines[e].transcribe(speech).text for e in ENGINES}
+        heard["naive"] = naive(str(jfk_file))["text"].strip()
     for n in lengths:
-        v, nv = summary(times[n]["voiced"]), summary(times[n]["naive"])
-        out["lengths"][f"{n}s"] = {"audio_s": n, "voiced_s": v, "naive_s": nv,
-                                   "rtf_voiced": ratio(v, n), "rtf_naive": ratio(nv, n),
-                                   "naive_over_voiced": ratio(nv, v)}
-    out["wer_jfk"] = {"voiced": wer(JFK_REFERENCE, heard.text), "naive": wer(JFK_REFERENCE, heard_naive["text"]),
-                      "voiced_text": heard.text, "naive_text": heard_naive["text"].strip(),
-                      "voiced_s": round(jfk_voiced_s, 4), "naive_s": round(jfk_naive_s, 4),
-                      "audio_s": round(speech.size / RATE, 2)}
+        t = {p: summary(times[n][p]) for p in STT_PATHS}
+        out["lengths"][f"{n}s"] = {
+            "audio_s": n, **{f"{p.replace('-', '_')}_s": t[p] for p in STT_PATHS},
+            "rtf": {p: ratio(t[p], n) for p in STT_PATHS},
+            "transformers_over_faster_whisper": ratio(t["transformers"], t["faster-whisper"]),
+            "naive_over_faster_whisper": ratio(t["naive"], t["faster-whisper"]),
+            "naive_over_transformers": ratio(t["naive"], t["transformers"])}
+    out["silence_3s"] = {e: summary(quiet[e]) | {"rejected": sum(q is not None for q in quiet[e])} for e in ENGINES}
+    out["wer_jfk"] = {p: wer(JFK_REFERENCE, heard[p]) for p in STT_PATHS} | {"text": heard}
+    sentences = {}
+    for sentence in WER_SENTENCES:
+        audio = np.concatenate([silence[:8000], espeak(sentence).astype(np.float32) / 32768, silence[:8000]])
+        sentences[sentence] = {e: engines[e].transcribe(audio).text for e in ENGINES}
+    out["wer_sentences"] = {e: round(float(np.mean([wer(s, h[e]) for s, h in sentences.items()])), 4)
+                            for e in ENGINES} | {"text": sentences}
     return out
+
+
+def _default_engine(settings) -> str:
+    from voiced.engines.factory import faster_whisper_ready
+
+    if settings.stt.engine != "auto":
+        return settings.stt.engine
+    return "transformers" if faster_whisper_ready(settings) else "faster-whisper"
 
 
 # ---- text-to-speech ------------------------------------------------------------------

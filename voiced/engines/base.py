@@ -6,7 +6,8 @@ TTS output is at the engine's own `sample_rate` (playback resamples to the devic
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -57,6 +58,14 @@ class EngineInfo:
     model: str                     # what is loaded, e.g. "openai/whisper-base.en" or a path
     source: str = ""               # where the weights came from (hub, package, local dir)
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def mono_audio(audio) -> np.ndarray:
+    """STT input as float32 1-D; a ValueError naming the shape otherwise."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio (1-D), got shape {audio.shape}")
+    return audio
 
 
 @runtime_checkable

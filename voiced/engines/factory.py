@@ -1,9 +1,11 @@
 """Building engines by name, lazily (heavy imports only for what is used), and choosing
-the TTS engine: Chatterbox where it can run at a usable speed, else Piper, else espeak-ng."""
+them: STT faster-whisper where its weights are prepared, else the transformers pipeline; TTS
+Chatterbox where it can run at a usable speed, else Piper, else espeak-ng."""
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..config import Settings
 from .base import EngineInfo, FatalEngineError, SpeechChunk, SpeechToText, TextToSpeech
@@ -20,22 +22,76 @@ def cuda_available() -> bool:
         return False
 
 
-def set_torch_threads(settings: Settings) -> int:
+def cpu_threads(settings: Settings) -> int:
+    """Threads for every CPU engine ([models] torch_threads): 0 = one less than the cores."""
     import os
 
+    return settings.models.torch_threads or max(1, (os.cpu_count() or 2) - 1)
+
+
+def set_torch_threads(settings: Settings) -> int:
     import torch
 
-    threads = settings.models.torch_threads or max(1, (os.cpu_count() or 2) - 1)
+    threads = cpu_threads(settings)
     torch.set_num_threads(threads)
     return threads
 
 
-def make_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
-    from .stt_whisper import WhisperSTT
+def faster_whisper_ready(settings: Settings) -> str:
+    """"" when stt.engine auto may use faster-whisper (package and weights here), else why not."""
+    import importlib.util
 
-    set_torch_threads(settings)
-    engine = WhisperSTT(settings.stt, settings)
-    info = engine.load()
+    from ..models.whisper_fast import resolve
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        return "the faster-whisper package is not installed"
+    try:
+        resolve(settings, allow_download=False)
+    except FileNotFoundError as exc:
+        return str(exc)
+    return ""
+
+
+def build_stt(name: str, settings: Settings) -> SpeechToText:
+    if name == "faster-whisper":
+        from .stt_faster_whisper import FasterWhisperSTT
+        return FasterWhisperSTT(settings.stt, settings)
+    if name == "transformers":
+        from .stt_whisper import WhisperSTT
+        set_torch_threads(settings)
+        return WhisperSTT(settings.stt, settings)
+    raise FatalEngineError(f"unknown stt.engine {name!r}; choose auto, faster-whisper or transformers")
+
+
+def _with_note(engine: SpeechToText, info: EngineInfo, note: str) -> tuple[SpeechToText, EngineInfo]:
+    engine.info = info = dataclasses.replace(info, notes=info.notes + (note,))
+    return engine, info
+
+
+def _auto_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
+    """faster-whisper (about twice as fast on a CPU, see benchmarks/README.md) when its weights
+    are prepared and it loads, else the transformers pipeline. Says which, and why, in the log
+    and in the engine's notes (shown on the status page)."""
+    why_not = faster_whisper_ready(settings)
+    if not why_not:
+        engine = build_stt("faster-whisper", settings)
+        try:
+            info = engine.load()
+        except FatalEngineError as exc:   # OutOfMemory propagates: recovery handles the device
+            why_not = f"it failed to load ({exc})"
+        else:
+            return _with_note(engine, info, "stt.engine auto chose faster-whisper: its weights are prepared")
+    log.info("stt.engine auto: not using faster-whisper: %s; using transformers", why_not)
+    engine = build_stt("transformers", settings)
+    return _with_note(engine, engine.load(), f"stt.engine auto chose transformers: {why_not}")
+
+
+def make_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
+    if settings.stt.engine == "auto":
+        engine, info = _auto_stt(settings)
+    else:
+        engine = build_stt(settings.stt.engine, settings)
+        info = engine.load()
     log.info("speech-to-text: %s on %s (%s)%s", info.name, info.device, info.model,
              "; " + "; ".join(info.notes) if info.notes else "")
     return engine, info

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from voiced.engines.base import Transcript
+
 # Whole transcripts (after normalise()) that are almost always hallucinated on non-speech.
 # Short sign-offs are here because a voice request never consists of only them.
 KNOWN_PHRASES = frozenset({
@@ -92,6 +94,14 @@ def rejection_reason(text: str) -> str | None:
     if norm.startswith(CREDIT_PREFIXES) or any(m in norm for m in CREDIT_ANYWHERE):
         return f"subtitle credits {stripped[:40]!r}"
     return _loop(words)
+
+
+def filtered_transcript(raw: str, elapsed_s: float, audio_s: float, no_speech_prob: float | None) -> Transcript:
+    """What an STT engine returns for decoded text: empty, with the reason, if it is a hallucination."""
+    reason = rejection_reason(raw)
+    if reason:
+        return Transcript("", elapsed_s, audio_s, no_speech_prob, rejected=reason, raw_text=raw)
+    return Transcript(raw, elapsed_s, audio_s, no_speech_prob, raw_text=raw)
 
 
 def is_hallucination(text: str) -> bool:

@@ -23,8 +23,9 @@ from voiced.engines.base import (
     MissingDependency,
     OutOfMemory,
     Transcript,
+    mono_audio,
 )
-from voiced.engines.hallucination import rejection_reason
+from voiced.engines.hallucination import filtered_transcript
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,7 @@ class WhisperSTT:
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         pipe = self._require()
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ValueError(f"expected mono audio (1-D), got shape {audio.shape}")
+        audio = mono_audio(audio)
         audio_s = audio.size / STT_RATE
         started = time.monotonic()
         if audio.size == 0:
@@ -180,7 +179,4 @@ class WhisperSTT:
                 result = self._guard(lambda: pipe(audio, return_timestamps=True, generate_kwargs=self._gen_kwargs))
         raw = result["text"].strip()
         elapsed = time.monotonic() - started
-        reason = rejection_reason(raw)
-        if reason:
-            return Transcript("", elapsed, audio_s, p_none, rejected=reason, raw_text=raw)
-        return Transcript(raw, elapsed, audio_s, p_none, raw_text=raw)
+        return filtered_transcript(raw, elapsed, audio_s, p_none)

