@@ -350,13 +350,16 @@ def _say(daemon, text: str) -> None:
     assert urllib.request.urlopen(req, timeout=10).status == 202
 
 
-def _barge_in(daemon, pulse_server, tmp_path, interrupt) -> tuple[np.ndarray, np.ndarray, float]:
-    """A long reply, interrupted by `interrupt()` ~2.5 s after it starts. Returns what the speaker
-    played and what went into the microphone, on one clock (stereo recording), and the daemon's
-    own stop time (stop request -> stream closed)."""
+def _barge_in(daemon, pulse_server, interrupt) -> tuple[tuple, tuple, float]:
+    """A long reply, interrupted by `interrupt()` ~2.5 s after it starts. Returns (audio, t0) of
+    the speaker and of the microphone, t0 being sample 0 on this process's monotonic clock (the
+    benchmark's recorders: each parec block's arrival time bounds when its samples were made),
+    and the daemon's own stop time (stop request -> stream closed)."""
+    from voiced.bench.e2e import Recorder
+
     mark = len(daemon.lines)
-    rec_path = tmp_path / "both.raw"
-    rec = pulse_server.record_mic_and_speaker(rec_path, REC_RATE)
+    spk = Recorder(pulse_server.env, "spk.monitor", REC_RATE)
+    mic = Recorder(pulse_server.env, "mic16.monitor", 16_000)
     try:
         time.sleep(0.5)
         _say(daemon, LONG_REPLY)
@@ -367,53 +370,49 @@ def _barge_in(daemon, pulse_server, tmp_path, interrupt) -> tuple[np.ndarray, np
         daemon.wait_for(r"turn \d+ \((wake:hey_jarvis|hotkey)\) answered", timeout=90, start=mark)
         time.sleep(1.5)
     finally:
-        rec.terminate()
-        rec.wait(5)
-    both = load_raw(rec_path)
-    both = both[: len(both) // 2 * 2].reshape(-1, 2)
-    return both[:, 0].copy(), both[:, 1].copy(), int(cut.group(1)) / 1000
+        spk.stop()
+        mic.stop()
+    return (spk.audio(), spk.t0()), (mic.audio(), mic.t0()), int(cut.group(1)) / 1000
 
 
-def _reply_stop(audio: np.ndarray, after_s: float) -> float:
-    """Where the interrupted reply's sound ended: the end of the loud stretch running at `after_s`."""
+def _reply_stop(speaker: tuple, at: float) -> float:
+    """When (monotonic) the interrupted reply's sound ended: the end of the loud stretch under way at `at`."""
+    audio, t0 = speaker
     for start, end in speech_segments(audio, REC_RATE, gap_s=0.15):
-        if start <= after_s <= end + 0.25:
-            return end
-    raise AssertionError(f"no reply was playing at {after_s:.2f} s: {speech_segments(audio, REC_RATE)}")
+        if t0 + start <= at <= t0 + end + 0.25:
+            return t0 + end
+    raise AssertionError(f"no reply was playing at {at - t0:.2f} s: {speech_segments(audio, REC_RATE)}")
 
 
 def test_wake_word_barge_in_cuts_the_reply_and_starts_a_turn(daemon, pulse_server, tmp_path, whisper_stt,
                                                               piper_voice):
     request = utterance(tmp_path, [0.3, "hey jarvis", 0.6, ("piper", "What time is it?"), 1.5], piper_voice)
     asked = dt.datetime.now()
-    speaker, mic, daemon_stop_s = _barge_in(daemon, pulse_server, tmp_path,
-                                            lambda: pulse_server.play_into_mic(request))
-    wake_end = speech_segments(mic, REC_RATE, gap_s=0.3)[0][1]   # "hey jarvis", the first thing said
+    speaker, (mic, mic_t0), daemon_stop_s = _barge_in(daemon, pulse_server,
+                                                      lambda: pulse_server.play_into_mic(request))
+    wake_end = mic_t0 + speech_segments(mic, 16_000, gap_s=0.3)[0][1]   # "hey jarvis": the first thing said
     stop = _reply_stop(speaker, wake_end)
     latency = stop - wake_end
     print(f"barge-in: the reply's sound ended {latency * 1000:.0f} ms after the wake word ended (detection, "
-          f"stop and output latency); daemon stop request -> stream closed {daemon_stop_s * 1000:.0f} ms",
+          f"stop and audio buffers); daemon stop request -> stream closed {daemon_stop_s * 1000:.0f} ms",
           file=sys.stderr)
     assert daemon_stop_s < 0.3
     assert latency < 1.0, f"the reply went on {latency:.2f} s after the wake word"
     assert any("barge-in: wake word hey_jarvis" in line for line in daemon.lines)
     # The request after the wake word is answered (the time), from the audio after the cut.
-    assert_time_spoken(speaker[int((stop + 0.3) * REC_RATE):], whisper_stt, asked)
+    audio, t0 = speaker
+    assert_time_spoken(audio[int((stop - t0 + 0.3) * REC_RATE):], whisper_stt, asked)
 
 
 def test_hotkey_barge_in_cuts_the_reply_and_records_while_held(daemon, pulse_server, tmp_path, whisper_stt,
                                                                 piper_voice):
     request = utterance(tmp_path, [("piper", "What time is it?"), 0.3], piper_voice)
-    # A 30 ms click into the mic marks the key press on the recording's clock.
-    click = tmp_path / "click.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(click), "synth", "0.03", "sine", "1000",
-                    "vol", "0.3"], check=True)
     fd = os.open(daemon.keyboard, os.O_WRONLY)
-    asked = dt.datetime.now()
+    asked, pressed = dt.datetime.now(), []
 
     def interrupt() -> None:
-        pulse_server.play_into_mic(click)
         os.write(fd, key_events((KEY_LEFTCTRL, 1), (KEY_SPACE, 1)))
+        pressed.append(time.monotonic())
 
         def speak_then_release():
             time.sleep(0.8)   # the cut reply's turn ends; the held key's turn starts
@@ -423,15 +422,14 @@ def test_hotkey_barge_in_cuts_the_reply_and_records_while_held(daemon, pulse_ser
         threading.Thread(target=speak_then_release, daemon=True).start()
 
     try:
-        speaker, mic, daemon_stop_s = _barge_in(daemon, pulse_server, tmp_path, interrupt)
+        speaker, _mic, daemon_stop_s = _barge_in(daemon, pulse_server, interrupt)
     finally:
         os.close(fd)
-    pressed = speech_segments(mic, REC_RATE, gap_s=0.1)[0][0]
-    stop = _reply_stop(speaker, pressed)
-    latency = stop - pressed
-    print(f"hotkey barge-in: the reply's sound ended {latency * 1000:.0f} ms after the key press (an upper "
-          f"bound: the click's own playback start is in it); daemon stop request -> stream closed "
-          f"{daemon_stop_s * 1000:.0f} ms", file=sys.stderr)
+    stop = _reply_stop(speaker, pressed[0])
+    latency = stop - pressed[0]
+    print(f"hotkey barge-in: the reply's sound ended {latency * 1000:.0f} ms after the key press; daemon stop "
+          f"request -> stream closed {daemon_stop_s * 1000:.0f} ms", file=sys.stderr)
     assert daemon_stop_s < 0.3
     assert latency < 1.0, f"the reply went on {latency:.2f} s after the key press"
-    assert_time_spoken(speaker[int((stop + 0.3) * REC_RATE):], whisper_stt, asked)
+    audio, t0 = speaker
+    assert_time_spoken(audio[int((stop - t0 + 0.3) * REC_RATE):], whisper_stt, asked)

@@ -78,22 +78,6 @@ class PulseHarness:
                                  "--format=s16le", "--raw"], stdout=fh, env=self.env)
 
 
-    def record_mic_and_speaker(self, path: Path, rate: int = 24_000) -> subprocess.Popen:
-        """Stereo s16le: left = what the speaker plays, right = what goes into the microphone, on
-        one clock (two separate recorders start at unknown offsets). Both go through the same
-        kind of loopback into one sink, so their relative timing holds to a few ms."""
-        if "obs_left" not in self.pactl("list", "short", "sinks").stdout:
-            self.pactl("load-module", "module-null-sink", "sink_name=obs", "channels=2", f"rate={rate}")
-            for side, position, source in (("left", "front-left", "spk.monitor"), ("right", "front-right", "mic16.monitor")):
-                self.pactl("load-module", "module-remap-sink", f"sink_name=obs_{side}", "master=obs", "channels=1",
-                           f"master_channel_map={position}", "channel_map=mono", "remix=no")
-                self.pactl("load-module", "module-loopback", f"source={source}", f"sink=obs_{side}",
-                           "latency_msec=30", "source_dont_move=true", "sink_dont_move=true")
-        fh = open(path, "wb")
-        return subprocess.Popen(["parec", "-d", "obs.monitor", f"--rate={rate}", "--channels=2",
-                                 "--format=s16le", "--raw"], stdout=fh, env=self.env)
-
-
 def load_raw(path: Path) -> np.ndarray:
     return np.frombuffer(Path(path).read_bytes(), dtype=np.int16).astype(np.float32) / 32768.0
 

@@ -34,6 +34,9 @@ SPK_RATE = 24_000
 FLOOR_DBFS = -45.0
 FRAME_S = 0.02
 REQUEST = "What time is it?"
+# Barge-in trials: the echo responder repeats this (~6 s of reply); the wake word cuts it.
+LONG_REQUEST = ("Please repeat after me: the old lighthouse keeper counted every ship that passed "
+                "by at night and wrote their names in a big blue book.")
 
 
 def _pulse_support():
@@ -91,7 +94,7 @@ def loud_frames(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.nonzero(level > FLOOR_DBFS)[0] * FRAME_S
 
 
-def _request_wav(settings, path: Path) -> tuple[float, float]:
+def _request_wav(settings, path: Path, text: str = REQUEST) -> tuple[float, float]:
     """'hey jarvis' (espeak) + pause + the request (Piper voice) + silence; (length, request end) in s."""
     from voiced.audio.decode import write_wav
     from voiced.audio.dsp import resample
@@ -100,15 +103,18 @@ def _request_wav(settings, path: Path) -> tuple[float, float]:
     engine = PiperEngine(settings.tts)
     engine.load()
     try:
-        chunks = list(engine.synthesize(REQUEST))
+        chunks = list(engine.synthesize(text))
     finally:
         engine.close()
     request = resample(np.concatenate([c.audio for c in chunks]), chunks[0].sample_rate, RATE)
-    wake = espeak("hey jarvis").astype(np.float32) / 32768
-    parts = [np.zeros(RATE // 2), wake, np.zeros(int(0.7 * RATE)), request, np.zeros(2 * RATE)]
+    parts = [np.zeros(RATE // 2), _wake_audio(), np.zeros(int(0.7 * RATE)), request, np.zeros(2 * RATE)]
     audio = np.concatenate(parts).astype(np.float32)
     write_wav(path, audio, RATE)
     return audio.size / RATE, sum(p.size for p in parts[:4]) / RATE
+
+
+def _wake_audio() -> np.ndarray:
+    return espeak("hey jarvis").astype(np.float32) / 32768
 
 
 class Daemon:
@@ -145,7 +151,7 @@ class Daemon:
                 self.proc.wait()
 
 
-def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None) -> dict:
+def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None, barge_trials: int = 3) -> dict:
     pulse = _pulse_support()
     harness = pulse.PulseHarness().start()
     tmp = Path(tempfile.mkdtemp(prefix="voiced-bench-e2e-"))
@@ -184,9 +190,11 @@ def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None) ->
                 # A follow-up window (listening without the wake word) opened: let it close unused.
                 daemon.wait_for(r"follow-up window closed", timeout=60, start=at)
             time.sleep(1.0)                            # the wake word's playback tail, then the next turn
+        barge = _barge_in_trials(settings, harness, daemon, tmp, barge_trials)
         for r in recorders.values():
             r.stop()
         measured, details = _measure(recorders, plays, length, request_end)
+        barge_stop = _measure_barge_in(recorders, barge)
         return {
             "turns": turns, "answered": sum(v is not None for v in logged),
             "voice_to_voice_s": summary([m for m, v in zip(measured, logged) if v is not None]),
@@ -197,6 +205,9 @@ def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None) ->
             "daemon_idle_cpu_pct_of_one_core": summary(idle_cpu),
             "daemon_idle_rss_mb": rss,
             "per_turn": details, "daemon_turn_lines": outcomes,
+            "barge_in_stop_s": summary([b for b in barge_stop if b is not None]),
+            "barge_in_daemon_stop_s": summary([t["daemon_stop_s"] for t in barge if t.get("daemon_stop_s") is not None]),
+            "barge_in_trials": len(barge),
             "request": f"'hey jarvis' (espeak) + 0.7 s + '{REQUEST}' (Piper voice)",
             "note": "measured = first reply sample at spk.monitor - last request sample at mic16.monitor, "
                     "both recorded with parec and put on one clock; the daemon's logged figure starts at its "
@@ -211,6 +222,70 @@ def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None) ->
             daemon.stop()
         harness.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _barge_in_trials(settings, harness, daemon: Daemon, tmp: Path, trials: int) -> list[dict]:
+    """The echo responder reads a long request back; ~1.5 s into that reply "hey jarvis" is
+    played into the mic. Returns, per trial, when the wake word was played and the daemon's
+    own stop time (stop request -> stream closed)."""
+    from voiced.audio.decode import write_wav
+
+    if trials <= 0:
+        return []
+    ask = tmp / "long.wav"
+    _request_wav(settings, ask, LONG_REQUEST)
+    wake = tmp / "wake.wav"
+    write_wav(wake, np.concatenate([_wake_audio(), np.zeros(RATE)]), RATE)
+    out = []
+    for _ in range(trials):
+        mark = len(daemon.lines)
+        harness.play_into_mic(ask).wait(60)
+        at, _m = daemon.wait_for(r"responder \w+: echo|turn \d+ .*(rejected|dropped|no speech)", timeout=90, start=mark)
+        time.sleep(1.5)   # the reply is playing
+        played = time.monotonic()
+        harness.play_into_mic(wake)
+        trial = {"wake_played": played, "wake_s": _wake_audio().size / RATE, "daemon_stop_s": None}
+        try:
+            _i, cut = daemon.wait_for(r"playback cut: stopped (\d+) ms", timeout=20, start=at)
+            trial["daemon_stop_s"] = int(cut.group(1)) / 1000
+            daemon.wait_for(r"turn \d+ \(wake:[^)]*\) no speech", timeout=30, start=at)
+        except TimeoutError:
+            trial["error"] = "no barge-in"
+        out.append(trial)
+        time.sleep(1.5)
+    return out
+
+
+def _measure_barge_in(rec: dict, trials: list[dict]) -> list[float | None]:
+    """Per trial: end of the reply's sound on the speaker - end of the wake word in the mic."""
+    mic, spk = rec["mic"], rec["spk"]
+    mic_loud, spk_loud = loud_frames(mic.audio(), RATE), loud_frames(spk.audio(), SPK_RATE)
+    mic_t0, spk_t0 = mic.t0(), spk.t0()
+    out = []
+    for t in trials:
+        lo = t["wake_played"] - mic_t0
+        wake = mic_loud[(mic_loud >= lo) & (mic_loud < lo + t["wake_s"] + 0.5)]
+        if "error" in t or not len(wake):
+            out.append(None)
+            continue
+        wake_end = mic_t0 + wake[-1] + FRAME_S
+        end = None
+        for start, stop in _runs(spk_loud + spk_t0, gap=0.15):   # the reply's sound under way then
+            if start <= wake_end <= stop + 0.25:
+                end = stop
+        out.append(None if end is None else end - wake_end)
+    return out
+
+
+def _runs(starts: np.ndarray, gap: float) -> list[tuple[float, float]]:
+    """Loud-frame start times -> (start, end) runs, bridging gaps up to `gap` s."""
+    runs: list[list[float]] = []
+    for f in starts:
+        if runs and f - runs[-1][1] <= gap:
+            runs[-1][1] = f + FRAME_S
+        else:
+            runs.append([f, f + FRAME_S])
+    return [(a, b) for a, b in runs]
 
 
 def _measure(rec: dict, plays: list[float], length: float, request_end: float):

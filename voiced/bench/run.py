@@ -189,6 +189,10 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
             add("e2e: voice-to-voice (mic -> speaker)", x["voice_to_voice_s"], note=f"{x['answered']}/{x['turns']} answered")
             rows.append(("e2e: daemon's STT", "", "", x.get("daemon_stt", "?").split(";")[0]))
             add("e2e: voice-to-voice (daemon's log)", x["daemon_logged_voice_to_voice_s"])
+            if x.get("barge_in_trials"):
+                add("e2e: barge-in, wake word end -> reply silent", x["barge_in_stop_s"],
+                    note=f"{x['barge_in_stop_s'].get('n', 0)}/{x['barge_in_trials']} trials")
+                add("e2e: barge-in, stop request -> stream closed", x["barge_in_daemon_stop_s"])
             add("e2e: daemon idle CPU (% of one core)", x["daemon_idle_cpu_pct_of_one_core"], "%")
             m = x["daemon_idle_rss_mb"]
             add("e2e: daemon idle RSS (+ children)", m["daemon_mb"], "MB", f"+{m['children_mb']} MB in {m['children']} child")
