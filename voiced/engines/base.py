@@ -5,7 +5,8 @@ TTS output is at the engine's own `sample_rate` (playback resamples to the devic
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
@@ -51,6 +52,24 @@ class SpeechChunk:
 
 
 @dataclass(frozen=True)
+class VoiceStyle:
+    """How one reply is spoken. Every engine honours speed and pitch; only Chatterbox can
+    clone `clip` and use `exaggeration` (its emotion control)."""
+    speed: float = 1.0             # times the natural rate, tempo only
+    pitch: float = 0.0             # semitones, pitch only
+    voice: str = ""                # the voice's name, for logs ("" = the configured voice)
+    clip: Path | None = None       # reference clip to clone; None = tts.voice / built-in
+    cache_dir: Path | None = None  # where the clip's conditionals are kept
+    exaggeration: float | None = None   # None = tts.exaggeration
+
+    def but(self, **changes) -> "VoiceStyle":
+        return replace(self, **changes)
+
+
+PLAIN = VoiceStyle()
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     name: str                      # "whisper", "chatterbox", "piper"...
     device: str                    # "cuda", "cpu", "remote"...
@@ -72,6 +91,6 @@ class TextToSpeech(Protocol):
 
     def load(self) -> EngineInfo: ...
     def warmup(self) -> None: ...
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         """Yield audio sentence by sentence, so playback can start on the first."""
         ...

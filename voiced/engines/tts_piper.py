@@ -20,14 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import effects
 from ..config import TtsSettings
 from ..text import speakable, split_sentences
 from .base import (
     EngineInfo,
     FatalEngineError,
+    PLAIN,
     MissingDependency,
     SpeechChunk,
     TransientEngineError,
+    VoiceStyle,
 )
 from .piper_worker import AUDIO, END, ERROR, HEADER, READY
 
@@ -165,12 +168,13 @@ class PiperEngine:
         return kind, self._read_exact(length, deadline) if length else b""
 
     # ---- speaking ------------------------------------------------------------------
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
+        """Speed is Piper's own length scale (no vocoder artefacts); pitch is shifted after."""
         sentences = split_sentences(speakable(text))
         with self._lock:
             done = 0
             for attempt in range(2):          # a worker that dies mid-reply gets one restart
-                request = self._request(sentences[done:])
+                request = self._request(sentences[done:], style)
                 try:
                     for chunk in request:
                         done += 1
@@ -185,13 +189,14 @@ class PiperEngine:
                 finally:
                     request.close()           # runs _request's cleanup now, under the lock
 
-    def _request(self, sentences: list[str]) -> Iterator[SpeechChunk | None]:
+    def _request(self, sentences: list[str], style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk | None]:
         """Frames for one request; None for a sentence piper could not say."""
         if not sentences:
             return
         self._ensure_worker()
         try:
-            self._proc.stdin.write(json.dumps({"sentences": sentences}).encode() + b"\n")
+            request = {"sentences": sentences, "speed": style.speed}
+            self._proc.stdin.write(json.dumps(request).encode() + b"\n")
         except (BrokenPipeError, OSError) as exc:
             raise TransientEngineError(f"piper worker not accepting input: {exc}") from exc
         finished = False
@@ -205,6 +210,7 @@ class PiperEngine:
                 if kind != AUDIO:
                     raise TransientEngineError(f"piper worker protocol error (frame {kind!r})")
                 pcm = np.frombuffer(payload, dtype="<i2").astype(np.float32) / 32768.0
+                pcm = effects.apply(pcm, self.sample_rate, 1.0, style.pitch)
                 yield SpeechChunk(audio=pcm, sample_rate=self.sample_rate, text=sentence)
             if self._read_frame(time.monotonic() + self.timeout_s)[0] != END:
                 raise TransientEngineError("piper worker protocol error (no end marker)")

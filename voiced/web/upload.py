@@ -3,13 +3,11 @@ parser spools files over 1 MB to a temporary file, and voiced writes nothing to 
 decoded and resampled to 16 kHz mono."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ..audio.decode import UnreadableAudio, decode_audio
+from ..audio.decode import UnreadableAudio, decode_audio, plain_message
 
 FIELD = "audio"
 MAX_PARTS = 8
@@ -80,6 +78,5 @@ def decode_upload(data: bytes, mime: str, max_seconds: float) -> np.ndarray:
         message = str(exc)
         if message.startswith("audio longer than"):   # decode_audio stops reading at the cap
             raise BadUpload(413, f"{message} ([web] max_upload_seconds)") from None
-        # PyAV's wording carries an errno and a file name that mean nothing to a user.
-        message = re.sub(r"\[Errno -?\d+\] |: '<none>'", "", message)
+        message = plain_message(message)
         raise BadUpload(415, f"could not read the upload as audio ({mime}): {message}") from None
