@@ -14,6 +14,7 @@ import numpy as np
 SPEED_RANGE = (0.5, 2.0)          # times the engine's natural rate
 PITCH_RANGE = (-6.0, 6.0)         # semitones; further than this the vocoder sounds synthetic
 EDGE_FADE_S = 0.008
+WINDOW_S = 0.046                  # ~1024 samples at 22-24 kHz: short enough not to smear consonants
 
 
 def check_range(field: str, value: float, bounds: tuple[float, float]) -> float:
@@ -43,8 +44,9 @@ def apply(audio: np.ndarray, rate: int, speed: float = 1.0, pitch: float = 0.0) 
     import librosa   # lazy: a second's import, only for voices that need it
 
     out = np.asarray(audio, dtype=np.float32)
+    n_fft = 1 << max(8, round(np.log2(rate * WINDOW_S)))
     if pitch != 0.0:
-        out = librosa.effects.pitch_shift(out, sr=rate, n_steps=float(pitch))
+        out = librosa.effects.pitch_shift(out, sr=rate, n_steps=float(pitch), n_fft=n_fft)
     if speed != 1.0:
-        out = librosa.effects.time_stretch(out, rate=float(speed))
+        out = librosa.effects.time_stretch(out, rate=float(speed), n_fft=n_fft)
     return fade_edges(np.clip(out, -1.0, 1.0).astype(np.float32), rate)

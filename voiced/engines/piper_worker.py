@@ -5,8 +5,7 @@ piper-tts is GPL-3.0-or-later; voiced only ever talks to it through this separat
 process and a byte protocol, never by importing it into the daemon. Being long-lived,
 the voice is loaded once (~0.3 s) and each reply starts in tens of milliseconds.
 
-Protocol. stdin: one JSON object per line: {"sentences": ["...", ...], "speed": 1.0} asks for speech
-(speed, optional, divides the voice's length scale: tempo without a pitch change);
+Protocol. stdin: one JSON object per line: {"sentences": ["...", ...]} asks for speech;
 {"cancel": true} stops the current request after the sentence being spoken (barge-in), and
 is ignored when none is running. stdout: frames of a 1-byte kind + little-endian u32
 length + payload:
@@ -55,14 +54,9 @@ def load_voice(model: str, config: str, threads: int):
     return PiperVoice(session=session, config=cfg)
 
 
-def speak(voice, text: str, speed: float = 1.0) -> bytes:
+def speak(voice, text: str) -> bytes:
     """One sentence's PCM. Piper may split it further; its parts are joined."""
-    config = None
-    if speed != 1.0:
-        from piper import SynthesisConfig
-
-        config = SynthesisConfig(length_scale=(voice.config.length_scale or 1.0) / speed)
-    return b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, config))
+    return b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
 
 
 class LineReader:
@@ -86,13 +80,12 @@ class LineReader:
 
 def serve(voice, request: dict, write, stdin: LineReader) -> None:
     """One request: a frame per sentence (A, or X if that sentence failed), then E."""
-    speed = float(request.get("speed") or 1.0)
     for sentence in request["sentences"]:
         line = stdin.readline(timeout=0)
         if line and b"cancel" in line:
             break
         try:
-            pcm = speak(voice, str(sentence), speed)
+            pcm = speak(voice, str(sentence))
         except Exception as exc:  # noqa: BLE001 - one bad sentence must not kill the worker
             write(ERROR, f"{type(exc).__name__}: {exc}".encode())
             continue
