@@ -40,12 +40,15 @@ def recordings(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def web_daemon(stt_settings, oww_dir):
-    """The daemon with its models loaded and the pipeline idle, shared by the web tests."""
+def web_daemon(stt_settings, oww_dir, tmp_path_factory):
+    """The daemon with its models loaded and the pipeline idle, shared by the web tests
+    (its voices in a temporary folder: the API tests add and remove some)."""
     from voiced.app import Daemon
+    from voiced.config import VoicesSettings
     from voiced.pipeline import PipelineState
 
-    daemon = Daemon(stt_settings)
+    voices = VoicesSettings(dir=str(tmp_path_factory.mktemp("voices")))
+    daemon = Daemon(stt_settings.model_copy(update={"voices": voices}))
     daemon.load()
     daemon.pipeline.to(PipelineState.IDLE)
     yield daemon

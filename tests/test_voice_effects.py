@@ -79,8 +79,9 @@ def test_pitch_moves_f0_and_keeps_duration(engines, plain, name, steps):
     shift = semitones(median_f0(audio, rate), base_f0)
     ratio = len(audio) / len(base)
     print(f"\n{name} pitch {steps:+d}: F0 moved {shift:+.2f} st, duration ratio {ratio:.4f}")
-    assert shift == pytest.approx(steps, abs=0.75)
-    # Piper draws its phoneme durations at random (a few % per rendering); espeak-ng does not
+    # Piper draws its durations and prosody at random: two renderings differ by a few % in
+    # length and a few tenths of a semitone in F0 (the fixed-audio test below is exact)
+    assert shift == pytest.approx(steps, abs=1.0 if name == "piper" else 0.5)
     assert ratio == pytest.approx(1.0, abs=0.08 if name == "piper" else 0.01)
 
 

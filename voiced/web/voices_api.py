@@ -106,7 +106,7 @@ async def add_voice(request: Request) -> VoiceOut:
     return VoiceOut(**voice.json(app.daemon.voices.default_name() == voice.name))
 
 
-@router.delete("/api/voices/{name}", tags=["voices"], responses=errors(404))
+@router.delete("/api/voices/{name}", tags=["voices"], responses=errors(404, 422))
 def remove_voice(request: Request, name: str = Path(pattern=NAME_PATTERN)) -> dict:
     """Remove a voice, its clip and its cached conditionals."""
     try:
