@@ -5,7 +5,7 @@ TTS output is at the engine's own `sample_rate` (playback resamples to the devic
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol, runtime_checkable
 
@@ -61,9 +61,6 @@ class VoiceStyle:
     clip: Path | None = None       # reference clip to clone; None = tts.voice / built-in
     cache_dir: Path | None = None  # where the clip's conditionals are kept
     exaggeration: float | None = None   # None = tts.exaggeration
-
-    def but(self, **changes) -> "VoiceStyle":
-        return replace(self, **changes)
 
 
 PLAIN = VoiceStyle()
