@@ -174,6 +174,10 @@ def cmd_voices(args) -> int:
             try:
                 with open(args.file, "rb") as fh:
                     data = fh.read(settings.web.max_upload_bytes + 1)
+                if len(data) > settings.web.max_upload_bytes:
+                    print(f"voiced: {args.file} is over {settings.web.max_upload_bytes} bytes "
+                          "([web] max_upload_bytes); a reference clip needs 3-30 s", file=sys.stderr)
+                    return 1
             except OSError as exc:
                 print(f"voiced: {args.file}: {exc.strerror}", file=sys.stderr)
                 return 66   # EX_NOINPUT

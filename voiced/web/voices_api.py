@@ -54,10 +54,14 @@ def style_for(daemon, voice: str | None = None, speed: float | None = None, pitc
         raise ApiError(422, f"{exc.field or 'voice'}: {exc}") from None
 
 
-def style_from_form(daemon, fields: dict) -> VoiceStyle:
+def style_from_form(daemon, fields: dict) -> VoiceStyle | None:
+    """The form's style; None when it sets none (the reply may then choose its own)."""
     try:
         values = {k: number_field(fields, k) for k in ("speed", "pitch", "exaggeration")}
-        return style_for(daemon, text_field(fields, "voice"), **values)
+        voice = text_field(fields, "voice")
+        if voice is None and all(v is None for v in values.values()):
+            return None
+        return style_for(daemon, voice, **values)
     except BadUpload as exc:
         raise ApiError(exc.status, str(exc)) from None
 
