@@ -336,3 +336,18 @@ def test_openai_responder_chooses_the_reply_style_within_bounds(api, daemon, rec
         assert ratio == pytest.approx(4.0, rel=0.12)
     finally:
         server.shutdown()
+
+
+def test_config_speed_and_pitch_are_the_defaults_and_are_checked(tmp_path):
+    from voiced.config import ConfigError, TtsSettings, load_settings
+
+    store = VoiceStore(tmp_path / "voices", Settings(tts=TtsSettings(speed=1.3, pitch=-2)))
+    assert (store.style().speed, store.style().pitch) == (1.3, -2)   # [tts] when no voice is chosen
+    store.add("jfk", JFK, pitch=1.0)
+    assert (store.style("jfk").speed, store.style("jfk").pitch) == (1.3, 1.0)   # the voice's own pitch
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[tts]\nspeed = 4.0\npitch = -9\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(bad)
+    assert "tts.speed: Input should be less than or equal to 2" in str(err.value)
+    assert "tts.pitch: Input should be greater than or equal to -6" in str(err.value)
