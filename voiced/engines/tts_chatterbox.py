@@ -278,13 +278,18 @@ class ChatterboxEngine:
         self.last_speech_tokens = []
         conds = self.style_conditionals(style)
         exaggeration = self.tts.exaggeration if style.exaggeration is None else style.exaggeration
-        for sentence in split_sentences(speakable(text), self.max_sentence_chars):
-            # generate() applies punc_norm too; normalising here (and re-joining the spaces
-            # it can leave doubled) makes chunk.text exactly what the model reads.
-            spoken = " ".join(punc_norm(sentence).split())
-            audio = self._generate(spoken, conds, exaggeration)
-            audio = effects.apply(audio, self.sample_rate, style.speed, style.pitch)
-            yield SpeechChunk(audio=audio, sample_rate=self.sample_rate, text=spoken)
+        try:
+            for sentence in split_sentences(speakable(text), self.max_sentence_chars):
+                # generate() applies punc_norm too; normalising here (and re-joining the spaces
+                # it can leave doubled) makes chunk.text exactly what the model reads.
+                spoken = " ".join(punc_norm(sentence).split())
+                audio = self._generate(spoken, conds, exaggeration)
+                audio = effects.apply(audio, self.sample_rate, style.speed, style.pitch)
+                yield SpeechChunk(audio=audio, sample_rate=self.sample_rate, text=spoken)
+        finally:
+            if conds is not self._default_conds:   # a named voice lasts one reply
+                with self._lock:
+                    self.model.conds = self._default_conds
 
     def _generate(self, text: str, conds=None, exaggeration: float | None = None) -> np.ndarray:
         import torch
