@@ -17,6 +17,7 @@ import soundfile as sf
 
 from tests.fixtures_stt import words
 from tests.fixtures_web import settle
+from tests.test_responders import FakeLLM, llm_server  # noqa: F401  (the fixture)
 from voiced.config import Settings, VoicesSettings
 from voiced.voices import VoiceError, VoiceStore
 
@@ -286,56 +287,31 @@ def test_responder_style_tag_is_bounded_by_config(store):
     assert json.dumps(hints.split_tag("[speed=1.1, pitch=+1] x")[1]) == '{"speed": "1.1", "pitch": "+1"}'
 
 
-def test_openai_responder_chooses_the_reply_style_within_bounds(api, daemon, recordings, monkeypatch):
+def test_openai_responder_chooses_the_reply_style_within_bounds(api, daemon, recordings, llm_server,  # noqa: F811
+                                                                monkeypatch):
     """A real HTTP chat-completions server answers with a style tag: the daemon tells it the
     rule in the system prompt, strips the tag, and speaks at the (clamped) speed it asked."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from voiced.config import ResponderSettings
     from voiced.responder import make_responder
 
-    seen: list[str] = []
-    answer = {"text": ""}
-
-    class LLM(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(body["messages"][0]["content"])
-            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer["text"]}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), LLM)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
-        responder = ResponderSettings(kind="openai", openai_url=url)
-        styled = daemon.settings.model_copy(update={
-            "responder": responder, "voices": daemon.settings.voices.model_copy(update={"responder_styles": True})})
-        monkeypatch.setattr(daemon, "settings", styled)
-        monkeypatch.setattr(daemon, "responder", make_responder(responder))
-        text = "Here is a longer answer, so that its length can be measured well enough."
-        durations = {}
-        for asked, tag in (("slow", "[speed=0.5]"), ("fast", "[speed=5 pitch=2]")):   # 5 is clamped to 2
-            answer["text"] = f"{tag} {text}"
-            response = api.post("/api/utterance", files={"audio": ("r.webm", recordings["webm"].read_bytes(),
-                                                                    "audio/webm")})
-            assert response.status_code == 200, response.text
-            assert response.json()["reply"] == text                       # the tag is not spoken
-            durations[asked] = sf.info(io.BytesIO(api.get(response.json()["audio_url"]).content)).duration
-        assert "You may start a reply with one tag" in seen[-1]
-        ratio = durations["slow"] / durations["fast"]
-        print(f"\nresponder-chosen speed 0.5 vs 5 (clamped to 2): {durations} -> {ratio:.2f}x")
-        assert ratio == pytest.approx(4.0, rel=0.12)
-    finally:
-        server.shutdown()
+    responder = ResponderSettings(kind="openai", openai_url=llm_server)
+    styled = daemon.settings.model_copy(update={
+        "responder": responder, "voices": daemon.settings.voices.model_copy(update={"responder_styles": True})})
+    monkeypatch.setattr(daemon, "settings", styled)
+    monkeypatch.setattr(daemon, "responder", make_responder(responder))
+    text = "Here is a longer answer, so that its length can be measured well enough."
+    durations = {}
+    for asked, tag in (("slow", "[speed=0.5]"), ("fast", "[speed=5 pitch=2]")):   # 5 is clamped to 2
+        monkeypatch.setattr(FakeLLM, "answer", f"{tag} {text}")
+        response = api.post("/api/utterance", files={"audio": ("r.webm", recordings["webm"].read_bytes(),
+                                                                "audio/webm")})
+        assert response.status_code == 200, response.text
+        assert response.json()["reply"] == text                       # the tag is not spoken
+        durations[asked] = sf.info(io.BytesIO(api.get(response.json()["audio_url"]).content)).duration
+    assert "You may start a reply with one tag" in FakeLLM.seen[-1]["body"]["messages"][0]["content"]
+    ratio = durations["slow"] / durations["fast"]
+    print(f"\nresponder-chosen speed 0.5 vs 5 (clamped to 2): {durations} -> {ratio:.2f}x")
+    assert ratio == pytest.approx(4.0, rel=0.12)
 
 
 def test_config_speed_and_pitch_are_the_defaults_and_are_checked(tmp_path):
