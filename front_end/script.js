@@ -287,6 +287,60 @@ async function sendRecording(blob) {
   }
 }
 
+// The voice picker: stored voices (GET /api/voices); choosing one makes it the default.
+function setVoiceStatus(message, isError = false) {
+  const status = $("voice-status");
+  status.textContent = message;
+  status.classList.toggle("error", isError);
+}
+
+async function refreshVoices() {
+  // Returns what the page should say about the voices (or null if they could not be read).
+  try {
+    const response = await fetch("/api/voices", { cache: "no-store" });
+    if (!response.ok) throw new Error(String(response.status));
+    const data = await response.json();
+    const configured = el("option", "", "configured voice");
+    configured.value = "";
+    const options = data.voices.map((v) => {
+      const option = el("option", "", `${v.name} (${v.seconds.toFixed(0)} s clip)`);
+      option.value = v.name;
+      return option;
+    });
+    $("voice-select").replaceChildren(configured, ...options);
+    $("voice-select").value = data.default || "";
+    let note = "";
+    if (!data.voices.length) note = "No stored voices yet: voiced voices add NAME FILE, or POST /api/voices.";
+    else if (data.engine && data.engine !== "chatterbox") note = `${data.engine} cannot clone a voice: only its speed and pitch apply.`;
+    setVoiceStatus(note);
+    return note;
+  } catch (err) {
+    setVoiceStatus("Could not load the voices.", true);
+    return null;
+  }
+}
+
+async function onVoiceChange() {
+  const name = $("voice-select").value || null;
+  let message;
+  let failed = false;
+  try {
+    const response = await fetch("/api/voices/default", {
+      method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }),
+    });
+    let data = null;
+    try { data = await response.json(); } catch { /* reported below */ }
+    failed = !response.ok;
+    message = failed ? `Could not change the voice (${response.status}): ${(data && data.error) || response.statusText}`
+                     : `Replies now use ${name || "the configured voice"}.`;
+  } catch (err) {
+    failed = true;
+    message = "Could not reach voiced: is the daemon running?";
+  }
+  const note = await refreshVoices();
+  setVoiceStatus([message, note].filter(Boolean).join(" "), failed);
+}
+
 function onMicClick() {
   if (isRecording) {
     stopRecording();
@@ -299,6 +353,8 @@ function onMicClick() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("mic-button").addEventListener("click", onMicClick);   // a <button>: Enter and Space work too
+  $("voice-select").addEventListener("change", onVoiceChange);
+  refreshVoices();
   updateButton();
   refreshStatus();
   connectEvents();

@@ -13,6 +13,19 @@ DATA = Path(__file__).parent / "data"
 pytest_plugins = ["tests.fixtures_stt", "tests.fixtures_audio", "tests.fixtures_web"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_state_dir(tmp_path_factory):
+    """voiced's state (named voices) in a temporary folder, never the user's own, also for
+    the daemons and CLIs the tests start."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = saved
+
+
 @pytest.fixture(scope="session")
 def settings():
     """The shipped defaults (env overrides from the caller's shell are ignored here)."""

@@ -40,13 +40,16 @@ def recordings(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def web_daemon(fast_whisper_settings, oww_dir):
+def web_daemon(fast_whisper_settings, oww_dir, tmp_path_factory):
     """The daemon with its models loaded and the pipeline idle, shared by the web tests.
-    Both Whisper back ends' weights are prepared, so stt.engine auto picks faster-whisper."""
+    Both Whisper back ends' weights are prepared, so stt.engine auto picks faster-whisper;
+    its voices are in a temporary folder (the API tests add and remove some)."""
     from voiced.app import Daemon
+    from voiced.config import VoicesSettings
     from voiced.pipeline import PipelineState
 
-    daemon = Daemon(fast_whisper_settings)
+    voices = VoicesSettings(dir=str(tmp_path_factory.mktemp("voices")))
+    daemon = Daemon(fast_whisper_settings.model_copy(update={"voices": voices}))
     daemon.load()
     daemon.pipeline.to(PipelineState.IDLE)
     yield daemon

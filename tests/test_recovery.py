@@ -15,7 +15,7 @@ import pytest
 
 from tests.fixtures_stt import jfk_audio, stt_settings, wer, whisper_stt, words  # noqa: F401  (fixtures)
 from voiced.config import Settings, TtsSettings
-from voiced.engines.base import EngineError, EngineInfo, FatalEngineError, OutOfMemory, Transcript
+from voiced.engines.base import PLAIN, EngineError, EngineInfo, FatalEngineError, OutOfMemory, Transcript
 from voiced.recovery import (
     GpuManager,
     MiB,
@@ -390,8 +390,8 @@ class SimulatedGpuTts:
     def warmup(self):
         pass
 
-    def synthesize(self, text):
-        for i, chunk in enumerate(self.real.synthesize(text)):
+    def synthesize(self, text, style=PLAIN):
+        for i, chunk in enumerate(self.real.synthesize(text, style)):
             if self.fault is not None and i == self.after:
                 fault, self.fault = self.fault, None
                 raise fault
@@ -487,7 +487,7 @@ class ToneTts:
     def load(self):
         return EngineInfo("tone", self.device, "test")
 
-    def synthesize(self, text):
+    def synthesize(self, text, style=PLAIN):
         from voiced.engines.base import SpeechChunk
         from voiced.text import split_sentences
 

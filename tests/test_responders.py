@@ -61,12 +61,14 @@ def test_command_failures_fall_back_to_builtin(argv, why):
 class FakeLLM(BaseHTTPRequestHandler):
     """A real HTTP server speaking the chat-completions format (a local llama.cpp stands in)."""
     seen: list[dict] = []
+    answer: str | None = None    # what it says; None = how many characters it heard
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeLLM.seen.append({"body": body, "auth": self.headers.get("Authorization")})
         last = body["messages"][-1]["content"]
-        payload = {"choices": [{"message": {"role": "assistant", "content": f"LLM heard {len(last)} chars."}}]}
+        content = FakeLLM.answer if FakeLLM.answer is not None else f"LLM heard {len(last)} chars."
+        payload = {"choices": [{"message": {"role": "assistant", "content": content}}]}
         data = json.dumps(payload).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

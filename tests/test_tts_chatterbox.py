@@ -199,3 +199,71 @@ def test_model_status(ckpt, tmp_path, monkeypatch):
     messages = []
     fetched = weights.fetch(offline, messages.append)      # offline: no network attempt
     assert not fetched.ready and any("not available offline" in m for m in messages)
+
+
+def test_named_voice_is_cloned_and_its_conditionals_cached_in_its_folder(engine, tmp_path):
+    """A stored voice (voiced.voices) through synthesize(text, style): conditionals computed
+    once into the voice's own folder, then loaded from there, then kept in memory."""
+    import io
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from voiced.voices import VoiceStore
+
+    speech, rate = sf.read(Path(__file__).parent / "data" / "jfk_16k.flac", dtype="float32")
+    clip = io.BytesIO()
+    sf.write(clip, speech[: 5 * rate], rate, format="WAV")   # 5 s: S3Gen's cost grows with the prompt
+    store = VoiceStore(tmp_path / "voices", engine.settings)
+    store.add("jfk", clip.getvalue())
+    style = store.style("jfk", speed=1.25)
+    default = engine.model.conds
+
+    started = time.monotonic()
+    conds = engine.style_conditionals(style)
+    computed_s = time.monotonic() - started
+    assert engine.conds_source == "computed" and conds is not default
+    cached = list(store.folder("jfk").glob("*.pt"))
+    assert len(cached) == 1 and cached[0] == engine.voice_cache_path(style.clip, style.cache_dir)
+
+    engine._voices.clear()                      # as after a restart: only the disk cache is left
+    calls = []
+    real_prepare = engine.model.prepare_conditionals
+    engine.model.prepare_conditionals = lambda *a, **k: calls.append(a) or real_prepare(*a, **k)
+    try:
+        started = time.monotonic()
+        engine.style_conditionals(style)
+        cache_s = time.monotonic() - started
+        assert engine.conds_source == "cache" and calls == []
+        started = time.monotonic()
+        again = engine.style_conditionals(style)
+        memory_s = time.monotonic() - started
+        assert engine.conds_source == "memory" and calls == []
+    finally:
+        del engine.model.prepare_conditionals
+    print(f"\nnamed voice conditionals: computed {computed_s:.2f} s, from the disk cache {cache_s * 1000:.0f} ms, "
+          f"from memory {memory_s * 1000:.1f} ms")
+    assert cache_s < computed_s / 3, (computed_s, cache_s)
+
+    replies = engine.synthesize("Cloned voice.", style)
+    check_audio(next(replies), engine)
+    assert engine.model.conds is again            # the voice speaks this reply...
+    replies.close()
+    assert engine.model.conds is default          # ...and only this one
+
+    store.remove("jfk")
+    assert not cached[0].exists()                 # removing the voice removes its conditionals
+
+
+def test_unusable_named_voice_falls_back_to_the_default_and_says_so(engine, tmp_path):
+    from voiced.engines.base import VoiceStyle
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "reference.wav").write_bytes(b"RIFF not really a wav")
+    default = engine.model.conds
+    style = VoiceStyle(voice="broken", clip=broken / "reference.wav", cache_dir=broken)
+    assert engine.style_conditionals(style) is default
+    assert "voice broken unusable" in engine.voice_note and "default voice used" in engine.voice_note
+    gone = VoiceStyle(voice="gone", clip=tmp_path / "gone.wav")
+    assert engine.style_conditionals(gone) is default and "clip unreadable" in engine.voice_note

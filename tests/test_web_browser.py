@@ -165,3 +165,39 @@ def test_docs_page_renders_offline(page, web_server):
     page.locator(".opblock-summary-path[data-path='/api/utterance']").wait_for(timeout=15_000)
     assert page.locator(".opblock").count() >= 8   # every operation rendered from /openapi.json
     assert not page.foreign, f"/docs tried to reach other hosts: {page.foreign}"
+
+
+def test_voice_picker_lists_voices_and_sets_the_default(page, web_server, daemon):
+    jfk = (Path(__file__).parent / "data" / "jfk_16k.flac").read_bytes()
+    daemon.voices.add("jfk", jfk)
+    try:
+        page.goto(web_server.url)
+        wait_for(page, "document.querySelectorAll('#voice-select option').length === 2", 10)
+        assert page.locator("label[for='voice-select']").text_content() == "Reply voice"
+        assert page.eval_on_selector("#voice-select", "s => s.value") == ""
+        assert "jfk (11 s clip)" in page.text_content("#voice-select")
+        with page.expect_response(lambda r: r.url.endswith("/api/voices/default"), timeout=10_000) as put:
+            page.select_option("#voice-select", "jfk")
+        assert put.value.status == 200 and put.value.request.method == "PUT"
+        wait_for(page, "document.getElementById('voice-status').textContent.includes('Replies now use jfk')", 10)
+        assert daemon.voices.default_name() == "jfk" and daemon.default_style().voice == "jfk"
+        if daemon.tts.info.name != "chatterbox":   # the page says what the engine cannot do
+            assert "cannot clone a voice" in page.text_content("#voice-status")
+
+        page.reload()                                 # the choice is the daemon's, not the page's
+        wait_for(page, "document.getElementById('voice-select').value === 'jfk'", 10)
+        page.focus("#voice-select")                   # a real <select>: usable from the keyboard
+        page.keyboard.press("ArrowUp")
+        wait_for(page, "document.getElementById('voice-status').textContent.includes('configured voice')", 10)
+        assert daemon.voices.default_name() is None
+        assert not page.foreign and not page.problems, (page.foreign, page.problems)
+
+        daemon.voices.remove("jfk")                   # removed elsewhere: choosing it now fails clearly
+        page.evaluate("document.getElementById('voice-select').add(new Option('jfk', 'jfk'))")
+        page.select_option("#voice-select", "jfk")
+        wait_for(page, "document.getElementById('voice-status').textContent.includes('404')", 10)
+        assert "no voice named 'jfk'" in page.text_content("#voice-status")
+        assert "error" in page.get_attribute("#voice-status", "class")
+    finally:
+        for voice in daemon.voices.list():
+            daemon.voices.remove(voice.name)

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,7 +22,8 @@ from .audio.playback import Playback
 from .config import Settings
 from .deadlines import StageTimeout, call_with_deadline, iter_with_deadline
 from .early_stt import EarlyTranscript
-from .engines.base import EngineError, Transcript
+from .engines.base import EngineError, Transcript, VoiceStyle
+from .engines.phrase_cache import PhraseCache
 from .events import EventHub
 from .listen_loop import ListenLoop
 from .pipeline import Pipeline
@@ -30,6 +32,7 @@ from .recovery import GpuManager, recovering_stt, recovering_tts, reprobe_foreve
 from .responder import Context, Reply, make_responder
 from .stats import TurnStats
 from .systemd import Notifier, Watchdog, liveness
+from .voices import VoiceError, hints, open_store
 
 log = logging.getLogger(__name__)
 RATE = 16_000
@@ -49,7 +52,8 @@ class Daemon(ListenLoop):
         self.capture = Capture(settings.audio)
         self.playback = Playback(settings.audio)
         self.responder = make_responder(settings.responder)
-        self.context = Context(status=self.status_line)
+        self.voices = open_store(settings)
+        self.context = Context(status=self.status_line, style_hint=self._style_hint)
         self.stt = self.tts = self.wake = self.endpointer = None
         self.gpu = GpuManager(settings)
         self._stop = threading.Event()
@@ -64,6 +68,7 @@ class Daemon(ListenLoop):
         self._record_lock = threading.RLock()
         self._early: EarlyTranscript | None = None   # a transcription started at a pause
         self.earcons = Earcons(settings.earcons)
+        self.phrases = PhraseCache(settings.tts.phrase_cache_items)
         self.hotkey = None
         self._hotkey_events: deque = deque()       # filled by the hotkey thread, drained by run()
         self._ptt: list[np.ndarray] | None = None  # push-to-talk: frames recorded while held
@@ -157,6 +162,7 @@ class Daemon(ListenLoop):
                 self.hotkey = None
             self._start_hotkey()
         self.earcons = Earcons(settings.earcons)
+        self.voices = open_store(settings)
         logging.getLogger().setLevel(settings.log.level)
         if restart_needed:
             log.warning("config reloaded; changes to [%s] apply after a restart (systemctl restart voiced)",
@@ -185,10 +191,25 @@ class Daemon(ListenLoop):
         self._hung_stages = 0
         return result
 
-    def _speech(self, text: str):
-        """The reply's audio, sentence by sentence, each within the TTS deadline."""
+    def default_style(self) -> VoiceStyle:
+        """The default voice with its controls ([tts] speed/pitch when there is none)."""
         try:
-            yield from iter_with_deadline("tts", lambda: self.tts.synthesize(text),
+            return self.voices.style()
+        except VoiceError as exc:
+            log.warning("default voice unusable (%s); the configured voice speaks", exc)
+            return VoiceStyle(speed=self.settings.tts.speed, pitch=self.settings.tts.pitch)
+
+    def _style_hint(self) -> str:
+        if not self.settings.voices.responder_styles:
+            return ""
+        return hints.instruction(self.settings.voices, [v.name for v in self.voices.list()])
+
+    def _speech(self, text: str, style: VoiceStyle | None = None):
+        """The reply's audio, sentence by sentence, each within the TTS deadline."""
+        style = style or self.default_style()
+        key = (self.tts.info.name if self.tts.info else "", text, style, _mtime(style.clip))
+        try:
+            yield from iter_with_deadline("tts", lambda: self.phrases.speak(key, lambda: self.tts.synthesize(text, style)),
                                           self.settings.watchdog.tts_chunk_timeout_s)
         except StageTimeout:
             self._hung_stages += 1
@@ -277,7 +298,7 @@ class Daemon(ListenLoop):
             return
         _transcript, reply = understood
         self.pipeline.to(S.SPEAKING)
-        self.playback.play(self._speech(reply.text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
+        self.playback.play(self._speech(reply.text, reply.style), on_first_audio=lambda: self.pipeline.mark("first_audio"))
         cut = self.playback.stopped
         self.pipeline.end_turn(self._played_outcome("answered"))
         self._follow_up = self.settings.conversation.follow_up_s > 0 and self.playback.ok and not cut
@@ -329,6 +350,9 @@ class Daemon(ListenLoop):
                               self.settings.responder.timeout_s + RESPOND_MARGIN_S)
         if reply.note:
             log.info("responder %s: %s", reply.source, reply.note)
+        text, style = hints.styled(reply.text, self.voices, self.settings.voices)
+        if style is not None:
+            reply = replace(reply, text=text, style=style)
         self.pipeline.mark("reply", reply=reply.text)
         self.events.publish("reply", text=reply.text, source=reply.source, turn=self.pipeline.current.id)
         self.context.history.append((transcript.text, reply.text))
@@ -336,9 +360,10 @@ class Daemon(ListenLoop):
         return transcript, reply
 
     # -- entry points for the HTTP API and CLI ------------------------------
-    def handle_utterance(self, audio: np.ndarray, trigger: str = "api") -> dict | None:
+    def handle_utterance(self, audio: np.ndarray, trigger: str = "api", style: VoiceStyle | None = None) -> dict | None:
         """A whole recorded request (float32, 16 kHz mono), e.g. from the browser: the reply
-        comes back as audio instead of being played. None if the daemon is busy."""
+        comes back as audio instead of being played (in `style`, else as the reply asks, else
+        the default voice). None if the daemon is busy."""
         if self.pipeline.claim(trigger, S.TRANSCRIBING, mark="end_of_speech") is None:
             return None
         reply_audio = np.zeros(0, np.float32)
@@ -351,7 +376,7 @@ class Daemon(ListenLoop):
             _transcript, reply = understood
             self.pipeline.to(S.SPEAKING)
             parts, rate = [], self.settings.audio.output_rate
-            for chunk in self._speech(reply.text):
+            for chunk in self._speech(reply.text, style or reply.style):
                 if not parts:
                     self.pipeline.mark("first_audio")
                 parts.append(dsp.resample(chunk.audio, chunk.sample_rate, rate))
@@ -369,15 +394,16 @@ class Daemon(ListenLoop):
                 "sample_rate": self.settings.audio.output_rate, "outcome": turn.outcome,
                 "timings": turn.durations(), "turn": turn.id}
 
-    def say(self, text: str) -> bool:
-        """Speak text through the speaker now (API/CLI); False if busy."""
+    def say(self, text: str, style: VoiceStyle | None = None) -> bool:
+        """Speak text through the speaker now (API/CLI), in `style` (default: the default
+        voice); False if busy."""
         if self.pipeline.claim("say", S.SPEAKING, mark="reply") is None:
             return False
         self.pipeline.mark("", reply=text)
 
         def speak():
             try:
-                self.playback.play(self._speech(text), on_first_audio=lambda: self.pipeline.mark("first_audio"))
+                self.playback.play(self._speech(text, style), on_first_audio=lambda: self.pipeline.mark("first_audio"))
                 self.pipeline.end_turn(self._played_outcome("spoken"))
             except EngineError as exc:
                 self.pipeline.end_turn(f"error: {exc}")
@@ -407,10 +433,19 @@ class Daemon(ListenLoop):
                                "source": e.info.source, "notes": list(e.info.notes), "recovery": e.state}
                         for role, e in (("stt", self.stt), ("tts", self.tts)) if e is not None and e.info is not None},
             "gpu": self.gpu.vram(),
+            "phrase_cache": self.phrases.stats(),
             "counts": dict(self.stats.counts),
             "latency": self.stats.latency(),
             "turns": [turn_json(t) for t in list(self.pipeline.turns)[-20:]],
         }
+
+
+def _mtime(path) -> int | None:
+    """A reference clip's version: a voice replaced under the same name must not replay old audio."""
+    try:
+        return path.stat().st_mtime_ns if path else None
+    except OSError:
+        return None
 
 
 def is_cancel(transcript: str, phrases: tuple[str, ...]) -> bool:

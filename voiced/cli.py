@@ -126,19 +126,78 @@ def cmd_say(args) -> int:
     from .audio.dsp import resample
     from .engines.factory import make_tts
 
+    from .voices import VoiceError, open_store
+
     settings = _settings(args)
+    try:
+        style = open_store(settings).style(args.voice, speed=args.speed, pitch=args.pitch,
+                                           exaggeration=args.exaggeration)
+    except VoiceError as exc:
+        print(f"voiced: --{exc.field or 'voice'}: {exc}", file=sys.stderr)
+        return 2
     tts, info = make_tts(settings)
-    log.info("speaking with %s on %s (%s)", info.name, info.device, info.model)
+    log.info("speaking with %s on %s (%s)%s", info.name, info.device, info.model,
+             f", voice {style.voice}" if style.voice else "")
     if args.out:
-        chunks = [resample(c.audio, c.sample_rate, settings.audio.output_rate) for c in tts.synthesize(args.text)]
+        chunks = [resample(c.audio, c.sample_rate, settings.audio.output_rate)
+                  for c in tts.synthesize(args.text, style)]
         write_wav(args.out, np.concatenate(chunks) if chunks else np.zeros(0, np.float32), settings.audio.output_rate)
         print(args.out)
         return 0
     from .audio.playback import Playback
 
     playback = Playback(settings.audio)
-    playback.play(tts.synthesize(args.text))
+    playback.play(tts.synthesize(args.text, style))
     return 0 if playback.ok else 1
+
+
+def cmd_voices(args) -> int:
+    from .config import voices_dir
+    from .voices import VoiceError, open_store
+
+    settings = _settings(args)
+    store = open_store(settings)
+    try:
+        if args.action == "list":
+            default = store.default_name()
+            voices = store.list()
+            for v in voices:
+                controls = ", ".join(f"{k} {getattr(v, k):g}" for k in ("speed", "pitch", "exaggeration")
+                                     if getattr(v, k) is not None)
+                print(f"{'*' if v.name == default else ' '} {v.name:<20} {v.seconds:5.1f} s  {controls}")
+            if not voices:
+                print(f"no voices in {voices_dir(settings)} (add one: voiced voices add NAME FILE)")
+            return 0
+        if not args.name:
+            print(f"voiced: voices {args.action} needs a NAME", file=sys.stderr)
+            return 2
+        if args.action == "add":
+            if not args.file:
+                print("voiced: voices add needs a FILE (a 3-30 s recording of one speaker)", file=sys.stderr)
+                return 2
+            try:
+                with open(args.file, "rb") as fh:
+                    data = fh.read(settings.web.max_upload_bytes + 1)
+                if len(data) > settings.web.max_upload_bytes:
+                    print(f"voiced: {args.file} is over {settings.web.max_upload_bytes} bytes "
+                          "([web] max_upload_bytes); a reference clip needs 3-30 s", file=sys.stderr)
+                    return 1
+            except OSError as exc:
+                print(f"voiced: {args.file}: {exc.strerror}", file=sys.stderr)
+                return 66   # EX_NOINPUT
+            voice = store.add(args.name, data, speed=args.speed, pitch=args.pitch,
+                              exaggeration=args.exaggeration, replace=args.replace)
+            print(f"added {voice.name} ({voice.seconds:.1f} s) in {store.folder(voice.name)}")
+        elif args.action == "remove":
+            store.remove(args.name)
+            print(f"removed {args.name}")
+        else:
+            store.set_default(None if args.name == "none" else args.name)
+            print(f"default voice: {args.name}")
+    except VoiceError as exc:
+        print(f"voiced: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_status(args) -> int:
@@ -159,6 +218,12 @@ def cmd_bench(args) -> int:
     from .bench.run import main_from_args
 
     return main_from_args(_settings(args), args)
+
+
+def _style_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--speed", type=float, metavar="X", help="speaking rate 0.5-2.0, pitch kept")
+    p.add_argument("--pitch", type=float, metavar="ST", help="pitch in semitones -6..+6, tempo kept")
+    p.add_argument("--exaggeration", type=float, metavar="X", help="Chatterbox's emotion intensity 0-2")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,7 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Synthesise TEXT with the configured TTS engine.")
     s.add_argument("text")
     s.add_argument("--out", metavar="FILE", help="write a 16-bit mono WAV at [audio] output_rate instead of playing")
+    _style_args(s)
+    s.add_argument("--voice", metavar="NAME", help="a stored voice (voiced voices list); default: the default voice")
     s.set_defaults(fn=cmd_say)
+
+    v = sub.add_parser("voices", help="list, add, remove or choose the default voice",
+                       description="Voices are a reference clip (cloned by Chatterbox) plus default speed, "
+                                   "pitch and exaggeration, kept in [voices] dir. `default none` goes back to "
+                                   "the configured [tts] voice.")
+    v.add_argument("action", choices=["list", "add", "remove", "default"])
+    v.add_argument("name", nargs="?", metavar="NAME")
+    v.add_argument("file", nargs="?", metavar="FILE", help="for add: 3-30 s of one speaker (wav, flac, ogg, mp3...)")
+    v.add_argument("--replace", action="store_true", help="add: replace a voice of that name")
+    _style_args(v)
+    v.set_defaults(fn=cmd_voices)
 
     st = sub.add_parser("status", help="print the running daemon's status",
                         description="State, devices, engines, GPU, latency and last turns (GET /api/status).")

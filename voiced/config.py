@@ -143,9 +143,25 @@ class TtsSettings(Section):
     temperature: float = Field(0.8, gt=0, le=5)
     cfg_weight: float = Field(0.5, ge=0, le=1)
     voice: str = ""                          # reference clip for Chatterbox; "" = built-in voice
+    speed: float = Field(1.0, ge=0.5, le=2.0)    # every engine: tempo, pitch kept
+    pitch: float = Field(0.0, ge=-6.0, le=6.0)   # every engine: semitones, tempo kept
     max_speech_tokens: int = Field(1000, ge=10, le=4000)
     piper_voice: str = "joe-us"              # packaged voice name or path to a .onnx
     espeak_voice: str = "en-us"
+    phrase_cache_items: int = Field(64, ge=0, le=10_000)   # replies kept to replay; 0 = off
+
+
+class VoicesSettings(Section):
+    dir: str = ""        # "" = $STATE_DIRECTORY/voices, or $XDG_STATE_HOME (~/.local/state)/voiced/voices
+    min_clip_s: float = Field(3.0, ge=1, le=30)     # reference clips shorter or longer are refused
+    max_clip_s: float = Field(30.0, ge=3, le=120)
+    responder_styles: bool = False   # let the responder pick a voice/speed/pitch/emotion per reply
+    responder_voices: tuple[str, ...] = ()   # which voices it may pick; () = any
+
+    @field_validator("responder_voices", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return (v,) if isinstance(v, str) else v
 
 
 class ModelsSettings(Section):
@@ -215,6 +231,7 @@ class Settings(BaseSettings):
     stt: SttSettings = SttSettings()
     responder: ResponderSettings = ResponderSettings()
     tts: TtsSettings = TtsSettings()
+    voices: VoicesSettings = VoicesSettings()
     models: ModelsSettings = ModelsSettings()
     gpu: GpuSettings = GpuSettings()
     watchdog: WatchdogSettings = WatchdogSettings()
@@ -301,3 +318,14 @@ def models_dir(settings: Settings) -> Path:
         return Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) / "models"
     base = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser()
     return base / "voiced" / "models"
+
+
+def state_dir(settings: Settings) -> Path:
+    """Where voiced keeps what users create (voices): systemd's StateDirectory, else XDG's."""
+    if os.environ.get("STATE_DIRECTORY"):   # set by systemd for StateDirectory=voiced
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    return Path(os.environ.get("XDG_STATE_HOME", "~/.local/state")).expanduser() / "voiced"
+
+
+def voices_dir(settings: Settings) -> Path:
+    return Path(settings.voices.dir).expanduser() if settings.voices.dir else state_dir(settings) / "voices"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from .engines.base import EngineInfo, FatalEngineError, OutOfMemory, SpeechChunk
+from .engines.base import PLAIN, EngineInfo, FatalEngineError, OutOfMemory, SpeechChunk, VoiceStyle
 
 log = logging.getLogger(__name__)
 MiB = 2 ** 20
@@ -403,14 +403,14 @@ class RecoveringEngine:
     def transcribe(self, audio):
         return self._run(lambda engine: engine.transcribe(audio))
 
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         """Sentence by sentence. After a failure mid-reply the retry (or the CPU engine) is
         given only what was not yet yielded (see remaining_text): no sentence is said twice."""
         with self._request():
             retried = False
             while text.strip():
                 engine, device = self._current()
-                gen, spoken, failure = engine.synthesize(text), [], None
+                gen, spoken, failure = engine.synthesize(text, style), [], None
                 try:
                     while not (device == "cuda" and self.device != "cuda"):   # moved off a faulted GPU
                         with self._lock:

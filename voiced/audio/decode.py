@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,11 @@ import numpy as np
 
 class UnreadableAudio(ValueError):
     """The bytes are not audio we can decode; the message says why."""
+
+
+def plain_message(message: str) -> str:
+    """PyAV's wording without the errno and file name that mean nothing to a user."""
+    return re.sub(r"\[Errno -?\d+\] |: '<none>'", "", message)
 
 
 def decode_audio(source: str | Path | bytes, rate: int = 16_000, max_seconds: float | None = None) -> np.ndarray:

@@ -5,8 +5,9 @@ TTS output is at the engine's own `sample_rate` (playback resamples to the devic
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -52,6 +53,21 @@ class SpeechChunk:
 
 
 @dataclass(frozen=True)
+class VoiceStyle:
+    """How one reply is spoken. Every engine honours speed and pitch; only Chatterbox can
+    clone `clip` and use `exaggeration` (its emotion control)."""
+    speed: float = 1.0             # times the natural rate, tempo only
+    pitch: float = 0.0             # semitones, pitch only
+    voice: str = ""                # the voice's name, for logs ("" = the configured voice)
+    clip: Path | None = None       # reference clip to clone; None = tts.voice / built-in
+    cache_dir: Path | None = None  # where the clip's conditionals are kept
+    exaggeration: float | None = None   # None = tts.exaggeration
+
+
+PLAIN = VoiceStyle()
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     name: str                      # "whisper", "chatterbox", "piper"...
     device: str                    # "cuda", "cpu", "remote"...
@@ -81,6 +97,6 @@ class TextToSpeech(Protocol):
 
     def load(self) -> EngineInfo: ...
     def warmup(self) -> None: ...
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         """Yield audio sentence by sentence, so playback can start on the first."""
         ...

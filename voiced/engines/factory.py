@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 
 from ..config import Settings
-from .base import EngineInfo, FatalEngineError, SpeechChunk, SpeechToText, TextToSpeech
+from .base import PLAIN, EngineInfo, FatalEngineError, SpeechChunk, SpeechToText, TextToSpeech, VoiceStyle
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +150,11 @@ class FallbackTTS:
         if close:
             close()
 
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         while True:
             engine, info = self._engines[0]
             try:
-                yield from engine.synthesize(text)
+                yield from engine.synthesize(text, style)
                 return
             except FatalEngineError as exc:
                 log.error("TTS %s failed for good (%s); switching to the next engine", info.name, exc)

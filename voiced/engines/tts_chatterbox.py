@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import effects
 from ..config import Settings, TtsSettings, models_dir
 from ..models import chatterbox as weights
 from ..text import speakable, split_sentences
@@ -26,8 +27,10 @@ from .base import (
     EngineInfo,
     FatalEngineError,
     MissingDependency,
+    PLAIN,
     OutOfMemory,
     SpeechChunk,
+    VoiceStyle,
 )
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 TOKENS_PER_SECOND = 25          # S3 speech tokens run at 25 Hz
 CHARS_PER_SECOND = 12           # slow speech: a sentence of this many chars per second fits
 WARMUP_TOKENS = 10
+VOICES_IN_MEMORY = 8            # named voices' conditionals kept loaded (a few MB each)
 
 
 def resolve_device(device: str) -> str:
@@ -72,6 +76,9 @@ class ChatterboxEngine:
         self._lock = threading.Lock()
         self._info: EngineInfo | None = None
         self._builtin_conds = None
+        self._default_conds = None                # what tts.voice gave: used when a reply names no clip
+        self._voices: dict[Path, object] = {}     # cache file -> loaded conditionals
+        self.voice_note = ""                      # why the last reply did not use its voice
 
     # ---- loading -------------------------------------------------------------------
     def load(self) -> EngineInfo:
@@ -152,7 +159,9 @@ class ChatterboxEngine:
         if self.model is None:
             raise FatalEngineError("ChatterboxEngine.use_voice() called before load()")
         with self._lock:                      # never swap conditionals mid-sentence
-            return self._use_voice(voice)
+            note = self._use_voice(voice)
+            self._default_conds = self.model.conds
+            return note
 
     def _use_voice(self, voice) -> str:
         if not voice:
@@ -172,13 +181,14 @@ class ChatterboxEngine:
         self.model.conds, self.conds_source = self._voice_conditionals(path)
         return f"voice: {path} ({self.conds_source})"
 
-    def voice_cache_path(self, clip: Path) -> Path:
+    def voice_cache_path(self, clip: Path, cache_dir: Path | None = None) -> Path:
         """Cache file for a clip's conditionals: keyed by its content, the exaggeration and
-        the model (conditionals come from the model's own encoders)."""
+        the model (conditionals come from the model's own encoders). A named voice keeps
+        them in its own folder (cache_dir), so removing the voice removes them."""
         digest = hashlib.sha256(clip.read_bytes()).hexdigest()[:24]
         model_key = hashlib.sha256(self._model_identity().encode()).hexdigest()[:12]
         name = f"{digest}-x{self.tts.exaggeration:.3f}-{model_key}.pt"
-        return models_dir(self.settings) / "chatterbox" / "voices" / name
+        return (cache_dir or models_dir(self.settings) / "chatterbox" / "voices") / name
 
     def _model_identity(self) -> str:
         directory, _ = weights.resolve_local(self.settings)
@@ -188,10 +198,10 @@ class ChatterboxEngine:
         st = ve.stat()
         return f"{directory.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
-    def _voice_conditionals(self, clip: Path):
+    def _voice_conditionals(self, clip: Path, cache_dir: Path | None = None):
         from chatterbox.tts import Conditionals
 
-        cache = self.voice_cache_path(clip)
+        cache = self.voice_cache_path(clip, cache_dir)
         if cache.is_file():
             try:
                 return Conditionals.load(cache, map_location=self.device).to(self.device), "cache"
@@ -230,25 +240,66 @@ class ChatterboxEngine:
         finally:
             self._token_limit = saved
 
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def style_conditionals(self, style: VoiceStyle):
+        """The conditionals for a reply: the named voice's clip (from memory, the disk cache,
+        or computed once), or the configured voice. A clip that cannot be used never fails
+        the reply: the configured voice speaks and voice_note says why."""
+        self.voice_note = ""
+        if style.clip is None:
+            return self._default_conds
+        try:
+            key = self.voice_cache_path(style.clip, style.cache_dir)
+        except OSError as exc:
+            self.voice_note = f"voice {style.voice or style.clip}: clip unreadable ({exc.strerror}); default voice used"
+            log.warning("chatterbox: %s", self.voice_note)
+            return self._default_conds
+        if key in self._voices:
+            self.conds_source = "memory"
+            return self._voices[key]
+        with self._lock:
+            try:
+                conds, self.conds_source = self._voice_conditionals(style.clip, style.cache_dir)
+            except FatalEngineError as exc:
+                self.voice_note = f"voice {style.voice or style.clip} unusable ({exc}); default voice used"
+                log.warning("chatterbox: %s", self.voice_note)
+                return self._default_conds
+            finally:
+                self.model.conds = self._default_conds
+        while len(self._voices) >= VOICES_IN_MEMORY:
+            self._voices.pop(next(iter(self._voices)))
+        self._voices[key] = conds
+        return conds
+
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         if self.model is None:
             raise FatalEngineError("ChatterboxEngine.synthesize() called before load()")
         from chatterbox.tts import punc_norm
 
         self.last_speech_tokens = []
-        for sentence in split_sentences(speakable(text), self.max_sentence_chars):
-            # generate() applies punc_norm too; normalising here (and re-joining the spaces
-            # it can leave doubled) makes chunk.text exactly what the model reads.
-            spoken = " ".join(punc_norm(sentence).split())
-            audio = self._generate(spoken)
-            yield SpeechChunk(audio=audio, sample_rate=self.sample_rate, text=spoken)
+        conds = self.style_conditionals(style)
+        exaggeration = self.tts.exaggeration if style.exaggeration is None else style.exaggeration
+        try:
+            for sentence in split_sentences(speakable(text), self.max_sentence_chars):
+                # generate() applies punc_norm too; normalising here (and re-joining the spaces
+                # it can leave doubled) makes chunk.text exactly what the model reads.
+                spoken = " ".join(punc_norm(sentence).split())
+                audio = self._generate(spoken, conds, exaggeration)
+                audio = effects.apply(audio, self.sample_rate, style.speed, style.pitch)
+                yield SpeechChunk(audio=audio, sample_rate=self.sample_rate, text=spoken)
+        finally:
+            if conds is not self._default_conds:   # a named voice lasts one reply
+                with self._lock:
+                    self.model.conds = self._default_conds
 
-    def _generate(self, text: str) -> np.ndarray:
+    def _generate(self, text: str, conds=None, exaggeration: float | None = None) -> np.ndarray:
         import torch
 
         try:
             with self._lock, torch.inference_mode():
-                wav = self.model.generate(text, exaggeration=self.tts.exaggeration,
+                if conds is not None:
+                    self.model.conds = conds
+                wav = self.model.generate(text, exaggeration=self.tts.exaggeration if exaggeration is None
+                                          else exaggeration,
                                           cfg_weight=self.tts.cfg_weight,
                                           temperature=self.tts.temperature)
         except Exception as exc:

@@ -9,14 +9,17 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..audio import effects
 from ..config import TtsSettings
 from ..text import speakable, split_sentences
 from .base import (
     EngineInfo,
     FatalEngineError,
+    PLAIN,
     MissingDependency,
     SpeechChunk,
     TransientEngineError,
+    VoiceStyle,
 )
 
 BINARY = "espeak-ng"
@@ -78,9 +81,10 @@ class EspeakEngine:
         except ValueError as exc:
             raise TransientEngineError(f"espeak-ng output unreadable: {exc}") from exc
 
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         if self._binary is None:
             self.load()
         for sentence in split_sentences(speakable(text)):
             audio, rate = self._run(sentence)
+            audio = effects.apply(audio, rate, style.speed, style.pitch)
             yield SpeechChunk(audio=audio, sample_rate=rate, text=sentence)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -10,6 +10,7 @@ class Reply:
     text: str
     source: str                 # responder that produced it: "builtin", "command", "openai"
     note: str = ""              # e.g. why a fallback answered, for the log/status
+    style: Any = None           # a VoiceStyle the reply asked for (voiced.voices.hints), or None
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Context:
     """What a responder may know besides the words: a status line, earlier turns."""
     status: Callable[[], str] = lambda: "running"
     history: list[tuple[str, str]] = field(default_factory=list)   # (user, assistant), oldest first
+    style_hint: Callable[[], str] = lambda: ""   # how a reply may choose its voice ("" = it may not)
 
 
 class Responder(Protocol):

@@ -22,7 +22,8 @@ class OpenAIResponder:
         self._down = False   # say "model unreachable" once per outage, not on every turn
 
     def _messages(self, transcript: str, context: Context) -> list[dict]:
-        messages = [{"role": "system", "content": self.s.system_prompt}]
+        hint = context.style_hint()
+        messages = [{"role": "system", "content": f"{self.s.system_prompt} {hint}".strip()}]
         for user, assistant in context.history[-HISTORY_TURNS:]:
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         return messages + [{"role": "user", "content": transcript}]

@@ -20,7 +20,7 @@ from ..audio.decode import wav_bytes
 from ..engines.base import EngineError
 from ..pipeline import PipelineState as S
 from . import metrics as metrics_mod
-from .upload import BadUpload, audio_part, decode_upload
+from .upload import BadUpload, audio_field, decode_upload, form_parts
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -43,6 +43,10 @@ class Accepted(BaseModel):
 
 class SayIn(BaseModel):
     text: str = Field(description="What to say; not blank, at most [web] max_say_chars characters")
+    voice: str | None = Field(None, description="a stored voice's name (GET /api/voices); absent = the default voice")
+    speed: float | None = Field(None, ge=0.5, le=2.0, description="speaking rate, 0.5-2.0 (pitch kept)")
+    pitch: float | None = Field(None, ge=-6.0, le=6.0, description="semitones, -6 to +6 (tempo kept)")
+    exaggeration: float | None = Field(None, ge=0.0, le=2.0, description="Chatterbox's emotion intensity, 0-2")
 
 
 class UtteranceOut(BaseModel):
@@ -63,7 +67,11 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
     "type": "object", "required": ["audio"],
     "properties": {"audio": {"type": "string", "format": "binary",
                              "description": "A recording: webm/opus or ogg/opus (what MediaRecorder makes), "
-                                            "wav, flac, mp3..."}}}}}}}
+                                            "wav, flac, mp3..."},
+                   "voice": {"type": "string", "description": "a stored voice for the reply"},
+                   "speed": {"type": "number", "minimum": 0.5, "maximum": 2.0},
+                   "pitch": {"type": "number", "minimum": -6, "maximum": 6},
+                   "exaggeration": {"type": "number", "minimum": 0, "maximum": 2}}}}}}}
 
 
 class ReplyStore:
@@ -136,13 +144,18 @@ def trigger(request: Request) -> Accepted:
 @router.post("/api/utterance", tags=["turns"], response_model=UtteranceOut, openapi_extra=UPLOAD_BODY,
              responses=errors(400, 409, 413, 415, 422, 503))
 async def utterance(request: Request) -> UtteranceOut:
-    """A recorded request (multipart field `audio`) -> transcript, reply and the reply's audio."""
+    """A recorded request (multipart field `audio`; optional `voice`, `speed`, `pitch`,
+    `exaggeration` for the reply) -> transcript, reply and the reply's audio."""
+    from .voices_api import style_from_form
+
     t0 = time.monotonic()
     app = request.app.state
     ready(app.daemon)
     body = await request.body()   # GuardMiddleware has already capped its size
     try:
-        data, mime = audio_part(request.headers.get("content-type"), body)
+        fields = form_parts(request.headers.get("content-type"), body)
+        data, mime = audio_field(fields)
+        style = style_from_form(app.daemon, fields)
         if len(data) > app.web.max_upload_bytes:
             raise BadUpload(413, f"upload over {app.web.max_upload_bytes} bytes ([web] max_upload_bytes)")
         audio = await run_in_threadpool(decode_upload, data, mime, app.web.max_upload_seconds)
@@ -150,7 +163,7 @@ async def utterance(request: Request) -> UtteranceOut:
         raise ApiError(exc.status, str(exc)) from None
     decoded = time.monotonic()
     try:
-        result = await run_in_threadpool(app.daemon.handle_utterance, audio, "browser")
+        result = await run_in_threadpool(app.daemon.handle_utterance, audio, "browser", style)
     except EngineError as exc:
         raise ApiError(503, f"the speech engine failed: {exc}") from None
     if result is None:
@@ -178,15 +191,18 @@ def reply_audio(request: Request, key: str = Path(pattern=r"^\d{1,12}-[0-9a-f]{8
 @router.post("/api/say", tags=["turns"], status_code=202, response_model=Accepted,
              responses=errors(400, 409, 422, 503))
 def say(request: Request, body: SayIn) -> Accepted:
-    """Speak the text through the daemon's speaker."""
+    """Speak the text through the daemon's speaker (optionally in another voice, speed, pitch)."""
+    from .voices_api import style_for
+
     app = request.app.state
     text = body.text.strip()
     if not text:
         raise ApiError(422, "text is empty")
     if len(text) > app.web.max_say_chars:
         raise ApiError(422, f"text is longer than {app.web.max_say_chars} characters ([web] max_say_chars)")
+    style = style_for(app.daemon, body.voice, body.speed, body.pitch, body.exaggeration)
     ready(app.daemon)
-    if not app.daemon.say(text):
+    if not app.daemon.say(text, style):
         raise ApiError(409, f"voiced is busy ({app.daemon.pipeline.state.value})")
     return Accepted(accepted=True, state=app.daemon.pipeline.state.value)
 

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import WebSettings
-from . import api
+from . import api, voices_api
 from .metrics import Metrics
 from .security import TOKEN_COOKIE, GuardMiddleware, check_bind, token_ok
 from .sse import Streams
@@ -84,6 +84,7 @@ def create_app(daemon, web: WebSettings) -> FastAPI:
         return _error(500, f"internal error ({type(exc).__name__}); see the daemon's log")
 
     app.include_router(api.router)
+    app.include_router(voices_api.router)
     for route, (name, media_type) in FILES.items():
         app.add_api_route(route, _page_file(name, media_type, web), methods=["GET"], include_in_schema=False)
     app.add_middleware(GuardMiddleware, web=web)
