@@ -195,8 +195,15 @@ class ListenLoop:
         except ImportError:
             log.error("hotkey.enabled, but the evdev package is not installed (pip install evdev); hotkey off")
             return
-        push = self._hotkey_events.append
-        self.hotkey = HotkeyReader.from_settings(self.settings.hotkey, push, push).start()
+        self.hotkey = HotkeyReader.from_settings(self.settings.hotkey, self._on_key_event, self._on_key_event).start()
+
+    def _on_key_event(self, ev) -> None:
+        """On the hotkey thread: a press while voiced speaks cuts the reply right away (setting
+        an event is thread-safe; waiting for the listen loop's next frame costs up to 80 ms).
+        Everything else is handled on the listen loop."""
+        if ev.pressed and self.pipeline.state == S.SPEAKING:
+            self.playback.stop()
+        self._hotkey_events.append(ev)
 
     def _drain_hotkey(self) -> None:
         """Hotkey events are handled here, on the listen loop, so they never race _record()."""
