@@ -145,6 +145,10 @@ class Daemon(ListenLoop):
         """SIGHUP: apply what can change live (responder, wake word, VAD, log level)."""
         self.notifier.reloading()
         restart_needed = [k for k in ("audio", "stt", "tts", "models", "gpu") if getattr(settings, k) != getattr(self.settings, k)]
+        live_tts = {"speed", "pitch"}   # read per reply (default_style), so they apply at once
+        if "tts" in restart_needed and (settings.tts.model_dump(exclude=live_tts)
+                                        == self.settings.tts.model_dump(exclude=live_tts)):
+            restart_needed.remove("tts")
         old, self.settings = self.settings, settings
         if settings.responder != old.responder:
             self.responder = make_responder(settings.responder)
