@@ -50,31 +50,42 @@ def engines(piper_voice, espeak):
 
 @pytest.fixture(scope="module")
 def plain(engines):
-    """Each engine's plain rendering and its F0, measured once."""
+    """Each engine's plain rendering (the median-length one of three), its F0, and how much the
+    engine's own renderings differ in length (Piper draws its durations at random)."""
     out = {}
     for name, engine in engines.items():
-        audio, rate = speech(list(engine.synthesize(TEXT)))
-        out[name] = (audio, rate, median_f0(audio, rate))
+        renders = sorted((speech(list(engine.synthesize(TEXT))) for _ in range(3)), key=lambda r: len(r[0]))
+        (audio, rate), lengths = renders[1], [len(a) for a, _ in renders]
+        spread = (lengths[-1] - lengths[0]) / lengths[1]
+        print(f"\n{name}: plain renderings differ in length by {spread:.3f}")
+        out[name] = (audio, rate, median_f0(audio, rate), spread)
     return out
+
+
+def length_tolerance(spread: float) -> float:
+    """A change must stay within the engine's own render-to-render variation (three renders
+    understate it: seen up to 9% for Piper against a 3% spread of three), plus 1%. The exact
+    check is on one fixed rendering, below."""
+    return 3 * spread + 0.01
 
 
 @pytest.mark.parametrize("name", ["piper", "espeak"])
 @pytest.mark.parametrize("speed", [0.75, 1.5])
 def test_speed_scales_duration_and_keeps_pitch(engines, plain, name, speed):
-    base, rate, base_f0 = plain[name]
+    base, rate, base_f0, spread = plain[name]
     audio, _ = speech(list(engines[name].synthesize(TEXT, VoiceStyle(speed=speed))))
     ratio = len(base) / len(audio)
     shift = semitones(median_f0(audio, rate), base_f0)
     print(f"\n{name} speed {speed}: duration ratio {ratio:.3f} (asked {speed}), F0 moved {shift:+.2f} st")
     # Piper draws its phoneme durations at random (a few % per rendering); espeak-ng does not
-    assert ratio == pytest.approx(speed, rel=0.08 if name == "piper" else 0.01)
+    assert ratio == pytest.approx(speed, rel=length_tolerance(spread))
     assert abs(shift) < 0.75
 
 
 @pytest.mark.parametrize("name", ["piper", "espeak"])
 @pytest.mark.parametrize("steps", [-4, 4])
 def test_pitch_moves_f0_and_keeps_duration(engines, plain, name, steps):
-    base, rate, base_f0 = plain[name]
+    base, rate, base_f0, spread = plain[name]
     audio, _ = speech(list(engines[name].synthesize(TEXT, VoiceStyle(pitch=steps))))
     shift = semitones(median_f0(audio, rate), base_f0)
     ratio = len(audio) / len(base)
@@ -82,13 +93,13 @@ def test_pitch_moves_f0_and_keeps_duration(engines, plain, name, steps):
     # Piper draws its durations and prosody at random: two renderings differ by a few % in
     # length and a few tenths of a semitone in F0 (the fixed-audio test below is exact)
     assert shift == pytest.approx(steps, abs=1.0 if name == "piper" else 0.5)
-    assert ratio == pytest.approx(1.0, abs=0.08 if name == "piper" else 0.01)
+    assert ratio == pytest.approx(1.0, abs=length_tolerance(spread))
 
 
 @pytest.mark.parametrize("steps", [-4, 4])
 def test_pitch_shift_of_the_same_audio_keeps_its_length(plain, steps):
     """The vocoder path on one fixed Piper rendering: no engine randomness in the comparison."""
-    base, rate, base_f0 = plain["piper"]
+    base, rate, base_f0, _spread = plain["piper"]
     audio = effects.apply(base, rate, pitch=steps)
     shift = semitones(median_f0(audio, rate), base_f0)
     print(f"\npiper audio pitch {steps:+d}: F0 moved {shift:+.2f} st, {len(audio)} vs {len(base)} samples")
@@ -120,7 +131,7 @@ def test_chunk_boundaries_do_not_click(piper_voice):
 
 
 def test_processing_cost_per_second(plain):
-    audio, rate, _ = plain["piper"]
+    audio, rate, _, _spread = plain["piper"]
     seconds = len(audio) / rate
     effects.apply(audio, rate, 1.1, 1.0)                     # librosa's first-call set-up
     costs = {}

@@ -110,7 +110,7 @@ async def add_voice(request: Request) -> VoiceOut:
     return VoiceOut(**voice.json(app.daemon.voices.default_name() == voice.name))
 
 
-@router.delete("/api/voices/{name}", tags=["voices"], responses=errors(404, 422))
+@router.delete("/api/voices/{name}", tags=["voices"], responses=errors(400, 404, 422))
 def remove_voice(request: Request, name: str = Path(pattern=NAME_PATTERN)) -> dict:
     """Remove a voice, its clip and its cached conditionals."""
     try:
@@ -120,7 +120,7 @@ def remove_voice(request: Request, name: str = Path(pattern=NAME_PATTERN)) -> di
     return {"removed": name}
 
 
-@router.put("/api/voices/default", tags=["voices"], responses=errors(404, 422))
+@router.put("/api/voices/default", tags=["voices"], responses=errors(400, 404, 422))
 def set_default(request: Request, body: DefaultIn) -> dict:
     """Choose the voice replies use (null: the configured [tts] voice)."""
     try:
