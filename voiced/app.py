@@ -27,6 +27,7 @@ from .pipeline import Pipeline, PipelineState as S
 from .responder import Context, Reply, make_responder
 from .stats import TurnStats
 from .systemd import Notifier, Watchdog, liveness
+from .wyoming.server import wyoming_status
 
 log = logging.getLogger(__name__)
 RATE = 16_000
@@ -61,6 +62,7 @@ class Daemon:
         self._record_lock = threading.RLock()
         self.earcons = Earcons(settings.earcons)
         self.hotkey = None
+        self.wyoming = None                        # [wyoming] server, started after the models load
         self._hotkey_events: deque = deque()       # filled by the hotkey thread, drained by run()
         self._ptt: list[np.ndarray] | None = None  # push-to-talk: frames recorded while held
         self.started_at = time.monotonic()
@@ -90,6 +92,9 @@ class Daemon:
 
     def start(self) -> None:
         self.load()
+        if self.settings.wyoming.enabled:   # Wyoming (voiced/wyoming): the models offered to clients
+            from .wyoming.server import start_for_daemon
+            self.wyoming = start_for_daemon(self)
         self.capture.start()
         if not self.capture.wait_open(5.0):
             log.warning("microphone not open yet (%s); voiced keeps retrying", self.capture.health().detail)
@@ -114,6 +119,8 @@ class Daemon:
     def shutdown(self) -> None:
         """After run() returns: join the threads in order (input, processing)."""
         self.watchdog.stop()
+        if self.wyoming:
+            self.wyoming.stop()
         if self.hotkey:
             self.hotkey.stop()
         self.capture.stop()
@@ -510,6 +517,7 @@ class Daemon:
                                "source": e.info.source, "notes": list(e.info.notes), "recovery": e.state}
                         for role, e in (("stt", self.stt), ("tts", self.tts)) if e is not None and e.info is not None},
             "gpu": self.gpu.vram(),
+            "wyoming": wyoming_status(self),
             "counts": dict(self.stats.counts),
             "latency": self.stats.latency(),
             "turns": [turn_json(t) for t in list(self.pipeline.turns)[-20:]],

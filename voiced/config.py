@@ -108,13 +108,36 @@ class ConversationSettings(Section):
         return (v,) if isinstance(v, str) else v
 
 
+def _check_wyoming_uri(engine: str, uri: str, section: str) -> None:
+    """engine = "wyoming" needs a tcp://host:port address (the only transport voiced uses)."""
+    if engine != "wyoming":
+        return
+    from urllib.parse import urlparse
+
+    try:
+        parsed = urlparse(uri)
+        ok = parsed.scheme == "tcp" and bool(parsed.hostname) and parsed.port is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{section}.engine = \"wyoming\" needs {section}.wyoming_uri = \"tcp://HOST:PORT\" "
+                         f"(got {uri!r})")
+
+
 class SttSettings(Section):
+    engine: Literal["whisper", "wyoming"] = "whisper"   # "wyoming": a remote Wyoming ASR service
+    wyoming_uri: str = ""                   # "tcp://gpu-box:10300" when engine = "wyoming"
     model: str = "openai/whisper-base.en"   # hub id or local directory
     device: Literal["auto", "cuda", "cpu"] = "auto"
     language: str = "en"
     max_new_tokens: int = Field(96, ge=8, le=440)
     no_speech_threshold: float = Field(0.6, gt=0, le=1)
     warmup: bool = True
+
+    @model_validator(mode="after")
+    def _remote_needs_uri(self):
+        _check_wyoming_uri(self.engine, self.wyoming_uri, "stt")
+        return self
 
 
 class ResponderSettings(Section):
@@ -129,7 +152,9 @@ class ResponderSettings(Section):
 
 
 class TtsSettings(Section):
-    engine: Literal["auto", "chatterbox", "piper", "espeak"] = "auto"
+    engine: Literal["auto", "chatterbox", "piper", "espeak", "wyoming"] = "auto"
+    wyoming_uri: str = ""                    # "tcp://gpu-box:10300" when engine = "wyoming"
+    wyoming_voice: str = ""                  # voice to ask the remote for; "" = its default
     device: Literal["auto", "cuda", "cpu"] = "auto"
     chatterbox_on_cpu: bool = False         # Chatterbox is ~13x slower than real time on a CPU
     chatterbox_model: str = "ResembleAI/chatterbox"   # hub id or local directory
@@ -140,6 +165,11 @@ class TtsSettings(Section):
     max_speech_tokens: int = Field(1000, ge=10, le=4000)
     piper_voice: str = "joe-us"              # packaged voice name or path to a .onnx
     espeak_voice: str = "en-us"
+
+    @model_validator(mode="after")
+    def _remote_needs_uri(self):
+        _check_wyoming_uri(self.engine, self.wyoming_uri, "tts")
+        return self
 
 
 class ModelsSettings(Section):
@@ -197,6 +227,23 @@ class WebSettings(Section):
         return self
 
 
+class WyomingSettings(Section):
+    # The server: this daemon's STT, TTS and wake word as Wyoming services (Home Assistant).
+    enabled: bool = False
+    host: str = "127.0.0.1"                  # the protocol has no authentication: trusted networks only
+    port: int = Field(10300, ge=1, le=65535)
+    max_clients: int = Field(8, ge=1, le=256)      # connections at once; more are refused
+    max_queue: int = Field(4, ge=0, le=256)        # model requests waiting; more get a "busy" error
+    max_audio_s: float = Field(30.0, gt=0, le=600)  # longest audio one transcription may send
+    max_text_chars: int = Field(1000, ge=1, le=100_000)
+    # The client side: stt/tts engine = "wyoming" (and their wyoming_uri) use a remote service.
+    fallback_local: bool = True              # load the local models too, and use them while a remote is down
+    connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    read_timeout_s: float = Field(30.0, gt=0, le=600)   # for each event of a remote's answer
+    reconnect_backoff_s: float = Field(1.0, gt=0)
+    reconnect_backoff_max_s: float = Field(30.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOICED_", env_nested_delimiter="__",
                                       frozen=True, extra="forbid", nested_model_default_partial_update=True)
@@ -214,6 +261,7 @@ class Settings(BaseSettings):
     watchdog: WatchdogSettings = WatchdogSettings()
     log: LogSettings = LogSettings()
     web: WebSettings = WebSettings()
+    wyoming: WyomingSettings = WyomingSettings()
 
     @model_validator(mode="after")
     def _command_needs_argv(self):

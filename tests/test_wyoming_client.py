@@ -1,0 +1,152 @@
+"""voiced as a Wyoming client: the remote STT/TTS engines against voiced's own server (real
+Whisper, real Piper behind it), the fallback to the local model while the remote is down, the
+reconnect with back-off once it is back, and the latency the network hop adds on loopback."""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import pytest
+from fixtures_stt import JFK_REFERENCE, jfk_audio, wer
+from support.wyoming_peer import free_port, start_server
+
+from voiced.engines.base import TransientEngineError
+
+pytestmark = pytest.mark.slow
+
+
+def remote_settings(settings, port: int, **wyoming):
+    uri = f"tcp://127.0.0.1:{port}"
+    return settings.model_copy(update={
+        "stt": settings.stt.model_copy(update={"engine": "wyoming", "wyoming_uri": uri}),
+        "tts": settings.tts.model_copy(update={"engine": "wyoming", "wyoming_uri": uri}),
+        "wyoming": settings.wyoming.model_copy(update={"reconnect_backoff_s": 0.2, "reconnect_backoff_max_s": 1.0,
+                                                       "connect_timeout_s": 2.0, **wyoming})})
+
+
+@pytest.fixture(scope="module")
+def server(web_daemon):
+    srv = start_server(web_daemon)
+    yield srv
+    srv.stop()
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_remote_engines_speak_to_the_server(server, web_daemon, stt_settings):
+    from voiced.engines.stt_wyoming import WyomingSTT
+    from voiced.engines.tts_wyoming import WyomingTTS
+
+    s = remote_settings(stt_settings, server.port)
+    stt, tts = WyomingSTT(s), WyomingTTS(s)
+    assert stt.load().device == "remote" and web_daemon.stt.info.model in stt.info.model
+    assert tts.load().device == "remote" and tts.info.source == f"tcp://127.0.0.1:{server.port}"
+    assert wer(JFK_REFERENCE, stt.transcribe(jfk_audio()).text) < 0.15
+    chunks = list(tts.synthesize("Good morning. The kettle is on."))
+    assert [c.text for c in chunks] == ["Good morning.", "The kettle is on."]   # one request per sentence
+    assert all(c.sample_rate == tts.sample_rate and len(c.audio) / c.sample_rate > 0.3 for c in chunks)
+
+
+def test_network_hop_latency_on_loopback(server, web_daemon, stt_settings):
+    """The same audio and text through the local engines and through the server; prints the difference."""
+    from voiced.engines.stt_wyoming import WyomingSTT
+    from voiced.engines.tts_wyoming import WyomingTTS
+
+    s = remote_settings(stt_settings, server.port)
+    stt, tts = WyomingSTT(s), WyomingTTS(s)
+    audio, text = jfk_audio(), "The kettle is on."
+    prepared, _ = web_daemon.prepare_request(audio)   # the server applies the daemon's input path too
+
+    def median_time(fn, n=3):
+        times = []
+        for _ in range(n):
+            t0 = time.monotonic()
+            fn()
+            times.append(time.monotonic() - t0)
+        return statistics.median(times)
+
+    local_stt = median_time(lambda: web_daemon.stt.transcribe(prepared))
+    remote_stt = median_time(lambda: stt.transcribe(audio))
+    local_tts = median_time(lambda: list(web_daemon.tts.synthesize(text)))
+    remote_tts = median_time(lambda: list(tts.synthesize(text)))
+    print(f"network hop on loopback: STT (11 s of speech) local {local_stt:.3f} s, via Wyoming {remote_stt:.3f} s "
+          f"(+{remote_stt - local_stt:.3f} s); TTS ({text!r}) local {local_tts:.3f} s, via Wyoming "
+          f"{remote_tts:.3f} s (+{remote_tts - local_tts:.3f} s)", file=sys.stderr)
+    assert remote_stt - local_stt < 1.5 and remote_tts - local_tts < 1.0   # generous: a noisy shared machine
+
+
+def test_falls_back_while_the_remote_is_down_and_returns_when_it_is_back(web_daemon, stt_settings):
+    from voiced.config import WyomingSettings
+    from voiced.engines.stt_wyoming import WyomingSTT
+    from voiced.wyoming.remote import RemoteWithFallback
+    from voiced.wyoming.server import WyomingServer, WyomingService
+
+    port = free_port()                       # nothing listens here yet
+    s = remote_settings(stt_settings, port)
+    engine = RemoteWithFallback("stt", WyomingSTT(s), lambda: (web_daemon.stt, web_daemon.stt.info), s.wyoming)
+    engine.load()
+    try:
+        assert engine.health.state == "down" and engine.info.name == "whisper"       # the local one answers
+        assert wer(JFK_REFERENCE, engine.transcribe(jfk_audio()).text) < 0.15
+        assert engine.remote_health["requests"]["local"] == 1 and "Connect call failed" in engine.health.last_error
+
+        srv = WyomingServer(WyomingService.for_daemon(web_daemon, WyomingSettings(enabled=True)),
+                            "127.0.0.1", port).start()
+        try:
+            assert wait_for(lambda: engine.health.state == "up"), "the probe did not reconnect"
+            assert engine.info.device == "remote"
+            assert wer(JFK_REFERENCE, engine.transcribe(jfk_audio()).text) < 0.15
+            assert engine.remote_health["requests"]["remote"] == 1 and srv.service.counts["transcripts"] == 1
+        finally:
+            srv.stop()
+        assert wer(JFK_REFERENCE, engine.transcribe(jfk_audio()).text) < 0.15   # server gone: local again
+        health = engine.remote_health
+        assert health["state"] == "down" and health["requests"]["local"] == 2 and health["failures"] >= 2
+    finally:
+        engine.close()
+
+
+def test_without_fallback_a_down_remote_is_a_transient_error_naming_it(stt_settings):
+    from voiced.engines.stt_wyoming import WyomingSTT
+    from voiced.wyoming.remote import RemoteWithFallback
+
+    port = free_port()
+    s = remote_settings(stt_settings, port, fallback_local=False)
+    engine = RemoteWithFallback("stt", WyomingSTT(s), None, s.wyoming)
+    engine.load()
+    try:
+        with pytest.raises(TransientEngineError, match=f"tcp://127.0.0.1:{port}"):
+            engine.transcribe(jfk_audio())
+        assert engine.remote_health["fallback"] is None and engine.health.failures >= 1
+    finally:
+        engine.close()
+
+
+def test_speech_cut_mid_reply_is_finished_by_the_local_voice_without_repeating(web_daemon, stt_settings):
+    """The server stops after the first sentence: the local engine says only the rest."""
+    from voiced.engines.tts_wyoming import WyomingTTS
+    from voiced.wyoming.remote import RemoteWithFallback
+
+    srv = start_server(web_daemon)
+    s = remote_settings(stt_settings, srv.port)
+    engine = RemoteWithFallback("tts", WyomingTTS(s), lambda: (web_daemon.tts, web_daemon.tts.info), s.wyoming)
+    engine.load()
+    try:
+        said = []
+        for chunk in engine.synthesize("It is sunny. Take a hat. Drink some water."):
+            said.append(chunk.text)
+            if len(said) == 1:
+                srv.stop()                   # the remote goes away mid-reply
+        assert said[0] == "It is sunny." and " ".join(said[1:]) == "Take a hat. Drink some water.", said
+        assert engine.remote_health["requests"] == {"remote": 0, "local": 1, "busy": 0}
+    finally:
+        srv.stop()
+        engine.close()
