@@ -150,3 +150,15 @@ def test_speech_cut_mid_reply_is_finished_by_the_local_voice_without_repeating(w
     finally:
         srv.stop()
         engine.close()
+
+
+def test_remote_engine_without_a_tcp_uri_is_a_config_error_naming_the_key(tmp_path):
+    from voiced.config import ConfigError, load_settings
+
+    cfg = tmp_path / "voiced.toml"
+    cfg.write_text('[tts]\nengine = "wyoming"\nwyoming_uri = "gpu-box:10300"\n')
+    with pytest.raises(ConfigError, match=r"tts.*wyoming_uri = \"tcp://HOST:PORT\".*gpu-box:10300"):
+        load_settings(cfg)
+    cfg.write_text('[stt]\nengine = "wyoming"\nwyoming_uri = "tcp://gpu-box:10300"\n[wyoming]\nport = 0\n')
+    with pytest.raises(ConfigError, match=r"wyoming.port"):
+        load_settings(cfg)
