@@ -11,7 +11,7 @@ from wyoming.audio import AudioStart, AudioStop
 
 from ..config import Settings
 from ..wyoming.audio import audio_chunks
-from ..wyoming.client import RemoteError, WyomingRequests
+from ..wyoming.client import WyomingRequests
 from .base import STT_RATE, EngineInfo, Transcript
 from .hallucination import rejection_reason
 
@@ -26,12 +26,9 @@ class WyomingSTT:
 
     def load(self) -> EngineInfo:
         """Ask the remote what it runs (raises RemoteUnavailable when it is down)."""
-        info = self.remote.describe()
-        programs = [p for p in info.asr if p.installed]
-        if not programs:
-            raise RemoteError(f"{self.remote.uri} offers no speech-to-text")
-        models = [m.name for m in programs[0].models if m.installed]
-        self.info = EngineInfo(self.name, "remote", f"{programs[0].name}: {', '.join(models) or '?'}",
+        program = self.remote.program("asr", "speech-to-text")
+        models = [m.name for m in program.models if m.installed]
+        self.info = EngineInfo(self.name, "remote", f"{program.name}: {', '.join(models) or '?'}",
                                source=self.remote.uri)
         return self.info
 

@@ -26,14 +26,11 @@ class WyomingTTS:
 
     def load(self) -> EngineInfo:
         """Ask the remote what it runs (raises RemoteUnavailable when it is down)."""
-        info = self.remote.describe()
-        programs = [p for p in info.tts if p.installed]
-        if not programs:
-            raise RemoteError(f"{self.remote.uri} offers no text-to-speech")
-        voices = [v.name for v in programs[0].voices if v.installed]
+        program = self.remote.program("tts", "text-to-speech")
+        voices = [v.name for v in program.voices if v.installed]
         if self.voice and self.voice not in voices:
             raise RemoteError(f"{self.remote.uri} has no voice {self.voice!r} (it has {', '.join(voices)})")
-        self.info = EngineInfo(self.name, "remote", f"{programs[0].name}: {self.voice or (voices or ['?'])[0]}",
+        self.info = EngineInfo(self.name, "remote", f"{program.name}: {self.voice or (voices or ['?'])[0]}",
                                source=self.remote.uri)
         return self.info
 

@@ -77,3 +77,10 @@ class WyomingRequests:
     def describe(self) -> Info:
         answers = self.exchange([Describe().event()], lambda e: Info.is_type(e.type))
         return Info.from_event(answers[-1])
+
+    def program(self, kind: str, what: str):
+        """The remote's first installed program of `kind` ("asr", "tts"), or RemoteError."""
+        programs = [p for p in getattr(self.describe(), kind) if p.installed]
+        if not programs:
+            raise RemoteError(f"{self.uri} offers no {what}")
+        return programs[0]
