@@ -119,10 +119,10 @@ function wyomingCard(w) {
   $("card-wyoming").hidden = !remotes.length && !server;
   if (!remotes.length && !server) return;
   const main = remotes.map((r) => `${r.role.toUpperCase()} ${r.state}`).join(", ") || `serving ${server.uri}`;
-  const details = remotes.map((r) => r.state === "down"
-    ? `${r.uri} down: ${r.last_error}` + (r.fallback ? ` (local ${r.fallback} answers)` : "") +
+  const details = remotes.map((r) => `${r.role.toUpperCase()} ` + (r.state === "down"
+    ? `${r.last_error}` + (r.fallback ? ` (local ${r.fallback} answers)` : "") +
       (r.retry_in_s !== null ? `, retry in ${r.retry_in_s} s` : "")
-    : `${r.uri}: ${r.requests.remote} remote, ${r.requests.local} local requests`);
+    : `${r.uri}: ${r.requests.remote} remote, ${r.requests.local} local requests`));
   if (server) {
     details.push(`server ${server.uri}: ${server.clients}/${server.max_clients} clients, ` +
                  `${server.queue.active} in queue, ${server.queue.served} served, ${server.queue.refused} busy`);
