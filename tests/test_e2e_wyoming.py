@@ -1,5 +1,5 @@
 """Two voiced daemons on this machine: a Wyoming server (no audio devices: the GPU box) and a
-satellite on the virtual PulseAudio devices whose STT and TTS are the server's. A spoken turn
+satellite on the virtual PulseAudio devices whose wake word, STT and TTS are the server's. A spoken turn
 goes through the server; the server is killed mid-turn and the satellite answers with its
 local models; the server comes back, the satellite reconnects on its own, and the next turn
 goes through the server again."""
@@ -68,20 +68,22 @@ def test_satellite_turns_through_the_server_survive_its_death(pulse_server, tmp_
     env = clean_env(pulse_server.env)
     uri = f"tcp://127.0.0.1:{port}"
     env.update(VOICED_STT__ENGINE="wyoming", VOICED_STT__WYOMING_URI=uri, VOICED_TTS__ENGINE="wyoming",
-               VOICED_TTS__WYOMING_URI=uri, VOICED_WYOMING__RECONNECT_BACKOFF_S="0.5",
+               VOICED_TTS__WYOMING_URI=uri, VOICED_WAKE__ENGINE="wyoming", VOICED_WAKE__WYOMING_URI=uri,
+               VOICED_WYOMING__RECONNECT_BACKOFF_S="0.5",
                VOICED_WYOMING__RECONNECT_BACKOFF_MAX_S="2", VOICED_WEB__PORT=str(web_port),
                VOICED_VAD__NO_SPEECH_TIMEOUT_S="3", VOICED_CONVERSATION__FOLLOW_UP_S="0")
     satellite = DaemonProcess(env, tmp_path)     # starts beside the server: it may be up first
     try:
         server.wait_for(r"wyoming server listening on tcp://127.0.0.1:\d+", timeout=240)
         satellite.wait_for(r"listening for hey_jarvis", timeout=240)
-        wait_states(web_port, {"stt": "up", "tts": "up"}, timeout=15)
+        wait_states(web_port, {"stt": "up", "tts": "up", "wake": "up"}, timeout=15)
 
         # 1. A full spoken turn, its STT and TTS done by the server.
         served = len(server.lines)
         t0 = time.monotonic()
         line = spoken_turn(satellite, pulse_server, tmp_path, piper_voice, whisper_stt)
         print(f"turn through the server: {line} ({time.monotonic() - t0:.1f} s with recording)", file=sys.stderr)
+        server.wait_for(r"wyoming: wake word hey_jarvis", timeout=5, start=served)
         server.wait_for(r"wyoming: transcribed .*time", timeout=5, start=served)
         server.wait_for(r"wyoming: synthesised", timeout=5, start=served)
 
@@ -90,17 +92,19 @@ def test_satellite_turns_through_the_server_survive_its_death(pulse_server, tmp_
         (tmp_path / "t2").mkdir()
         spoken_turn(satellite, pulse_server, tmp_path / "t2", piper_voice, whisper_stt, on_wake=server.proc.kill)
         satellite.wait_for(r"stt: remote tcp://\S+ failed .*the local whisper answers meanwhile", timeout=1, start=mark)
-        assert remote_states(web_port)["stt"] == "down"
+        states = remote_states(web_port)
+        assert states["stt"] == "down" and states["wake"] == "down", states
 
         # 3. The server comes back; the satellite reconnects by itself; the next turn uses it.
         mark = len(satellite.lines)
         server = start_server(port, tmp_path / "server")
         server.wait_for(r"wyoming server listening", timeout=240)
         satellite.wait_for(r"stt: remote tcp://\S+ is back", timeout=15, start=mark)
-        wait_states(web_port, {"stt": "up", "tts": "up"}, timeout=15)
+        wait_states(web_port, {"stt": "up", "tts": "up", "wake": "up"}, timeout=15)
         served = len(server.lines)
         (tmp_path / "t3").mkdir()
         spoken_turn(satellite, pulse_server, tmp_path / "t3", piper_voice, whisper_stt)
+        server.wait_for(r"wyoming: wake word hey_jarvis", timeout=5, start=served)
         server.wait_for(r"wyoming: transcribed .*time", timeout=5, start=served)
         server.wait_for(r"wyoming: synthesised", timeout=5, start=served)
     finally:

@@ -7,6 +7,7 @@ import statistics
 import sys
 import time
 
+import numpy as np
 import pytest
 from fixtures_stt import JFK_REFERENCE, jfk_audio, wer
 from support.wyoming_peer import free_port, start_server
@@ -162,3 +163,50 @@ def test_remote_engine_without_a_tcp_uri_is_a_config_error_naming_the_key(tmp_pa
     cfg.write_text('[stt]\nengine = "wyoming"\nwyoming_uri = "tcp://gpu-box:10300"\n[wyoming]\nport = 0\n')
     with pytest.raises(ConfigError, match=r"wyoming.port"):
         load_settings(cfg)
+
+
+def feed(detector, audio, pace_s: float = 0.01) -> list:
+    """Frames of 80 ms into the detector as the listen loop gives them; then silence until
+    a detection comes back (a remote one arrives a frame or two later)."""
+    from fixtures_audio import silence
+
+    found = []
+    stream = np.concatenate([audio, silence(3.0)])
+    for start in range(0, len(stream) - 1279, 1280):
+        d = detector.process(stream[start:start + 1280])
+        if d is not None:
+            found.append(d)
+            break
+        time.sleep(pace_s)
+    return found
+
+
+def test_remote_wake_word_over_a_stream_with_local_fallback(web_daemon, stt_settings):
+    from fixtures_audio import concat, espeak, silence
+
+    from voiced.config import WyomingSettings
+    from voiced.triggers.wake_wyoming import make_wake_detector
+    from voiced.wyoming.server import WyomingServer, WyomingService
+
+    port = free_port()
+    s = remote_settings(stt_settings, port)
+    s = s.model_copy(update={"wake": s.wake.model_copy(update={"engine": "wyoming",
+                                                               "wyoming_uri": f"tcp://127.0.0.1:{port}"})})
+    speech = concat(silence(0.5), espeak("hey jarvis"), silence(0.5))
+    srv = WyomingServer(WyomingService.for_daemon(web_daemon, WyomingSettings(enabled=True)), "127.0.0.1", port).start()
+    detector = make_wake_detector(s)
+    try:
+        assert wait_for(lambda: detector.health.state == "up")
+        found = feed(detector, speech)
+        assert [d.model for d in found] == ["hey_jarvis"] and detector.remote_health["state"] == "up"
+        assert found[0].score == 1.0            # the remote's (a Detection carries no score)
+        assert not feed(detector, concat(silence(0.5), espeak("what is the weather like"), silence(0.5)))
+
+        srv.stop()                              # the remote goes away: the local model listens
+        assert wait_for(lambda: detector.health.state == "down")
+        detector.reset()
+        found = feed(detector, speech, pace_s=0)
+        assert [d.model for d in found] == ["hey_jarvis"] and found[0].score < 1.0   # a local score
+    finally:
+        detector.close()
+        srv.stop()

@@ -76,11 +76,11 @@ class Daemon:
     def load(self) -> None:
         """Load every model before listening, so the first turn is as fast as the rest."""
         from .models.openwakeword_assets import assets_dir
-        from .triggers.wakeword import WakeWordDetector
+        from .triggers.wake_wyoming import make_wake_detector
         from .vad import make_vad, Endpointer
 
         t0 = time.monotonic()
-        self.wake = WakeWordDetector(self.settings.wake, assets_dir(self.settings))
+        self.wake = make_wake_detector(self.settings)   # openWakeWord here, or a remote Wyoming service
         self.endpointer = Endpointer(make_vad(self.settings.vad, assets_dir(self.settings)), self.settings.vad)
         # Recovering wrappers own device choice: OOM retry, CPU fallback, GPU re-probe.
         self.stt, _ = recovering_stt(self.settings, self.gpu)
@@ -130,16 +130,17 @@ class Daemon:
     def reload(self, settings: Settings) -> None:
         """SIGHUP: apply what can change live (responder, wake word, VAD, log level)."""
         self.notifier.reloading()
-        restart_needed = [k for k in ("audio", "stt", "tts", "models", "gpu") if getattr(settings, k) != getattr(self.settings, k)]
+        restart_needed = [k for k in ("audio", "stt", "tts", "models", "gpu", "wyoming") if getattr(settings, k) != getattr(self.settings, k)]
         old, self.settings = self.settings, settings
         if settings.responder != old.responder:
             self.responder = make_responder(settings.responder)
         if settings.wake != old.wake or settings.vad != old.vad:
             from .models.openwakeword_assets import assets_dir
-            from .triggers.wakeword import WakeWordDetector
+            from .triggers.wake_wyoming import make_wake_detector
             from .vad import Endpointer, make_vad
 
-            self.wake = WakeWordDetector(settings.wake, assets_dir(settings))
+            old_wake, self.wake = self.wake, make_wake_detector(settings)
+            getattr(old_wake, "close", lambda: None)()   # a remote detector's connection thread
             self.endpointer = Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad)
         if settings.hotkey != old.hotkey:
             if self.hotkey:

@@ -44,7 +44,25 @@ class AudioSettings(Section):
     save_requests_dir: str = ""   # "" = keep no audio on disk; else a WAV per request (debugging)
 
 
+def _check_wyoming_uri(engine: str, uri: str, section: str) -> None:
+    """engine = "wyoming" needs a tcp://host:port address (the only transport voiced uses)."""
+    if engine != "wyoming":
+        return
+    from urllib.parse import urlparse
+
+    try:
+        parsed = urlparse(uri)
+        ok = parsed.scheme == "tcp" and bool(parsed.hostname) and parsed.port is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{section}.engine = \"wyoming\" needs {section}.wyoming_uri = \"tcp://HOST:PORT\" "
+                         f"(got {uri!r})")
+
+
 class WakeSettings(Section):
+    engine: Literal["openwakeword", "wyoming"] = "openwakeword"   # "wyoming": a remote wake service
+    wyoming_uri: str = ""                   # "tcp://gpu-box:10300" when engine = "wyoming"
     models: tuple[str, ...] = ("hey_jarvis",)   # names or paths to .onnx/.tflite
     threshold: float = Field(0.5, gt=0, lt=1)
     trigger_level: int = Field(1, ge=1, le=10)     # frames over threshold before firing
@@ -63,6 +81,11 @@ class WakeSettings(Section):
         if not v:
             raise ValueError("at least one wake word model is needed")
         return v
+
+    @model_validator(mode="after")
+    def _remote_needs_uri(self):
+        _check_wyoming_uri(self.engine, self.wyoming_uri, "wake")
+        return self
 
 
 class VadSettings(Section):
@@ -106,22 +129,6 @@ class ConversationSettings(Section):
     @classmethod
     def _one_or_many(cls, v):
         return (v,) if isinstance(v, str) else v
-
-
-def _check_wyoming_uri(engine: str, uri: str, section: str) -> None:
-    """engine = "wyoming" needs a tcp://host:port address (the only transport voiced uses)."""
-    if engine != "wyoming":
-        return
-    from urllib.parse import urlparse
-
-    try:
-        parsed = urlparse(uri)
-        ok = parsed.scheme == "tcp" and bool(parsed.hostname) and parsed.port is not None
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{section}.engine = \"wyoming\" needs {section}.wyoming_uri = \"tcp://HOST:PORT\" "
-                         f"(got {uri!r})")
 
 
 class SttSettings(Section):

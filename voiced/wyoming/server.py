@@ -151,5 +151,5 @@ def start_for_daemon(daemon) -> WyomingServer | None:
 def wyoming_status(daemon) -> dict:
     """For Daemon.status(): the server's counters, and the health of remote engines in use."""
     server = getattr(daemon, "wyoming", None)
-    remotes = [h for h in (getattr(e, "remote_health", None) for e in (daemon.stt, daemon.tts) if e is not None) if h]
+    remotes = [h for h in (getattr(e, "remote_health", None) for e in (daemon.stt, daemon.tts, daemon.wake) if e is not None) if h]
     return {"server": {"uri": server.uri, **server.service.stats()} if server else None, "remotes": remotes}
