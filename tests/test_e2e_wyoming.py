@@ -6,6 +6,8 @@ goes through the server again."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+import subprocess
 import sys
 import time
 
@@ -94,6 +96,9 @@ def test_satellite_turns_through_the_server_survive_its_death(pulse_server, tmp_
         satellite.wait_for(r"stt: remote tcp://\S+ failed .*the local whisper answers meanwhile", timeout=1, start=mark)
         states = remote_states(web_port)
         assert states["stt"] == "down" and states["wake"] == "down", states
+        shown = subprocess.run([sys.executable, "-m", "voiced", "status", "--url", f"http://127.0.0.1:{web_port}"],
+                               capture_output=True, text=True, timeout=60, env=env, check=True).stdout
+        assert re.search(r"remote STT +tcp://\S+: down \(.*Connect call failed", shown), shown
 
         # 3. The server comes back; the satellite reconnects by itself; the next turn uses it.
         mark = len(satellite.lines)

@@ -124,9 +124,7 @@ class RemoteWithFallback:
     def _probe(self) -> None:
         try:
             self.remote.load()
-        except TransientEngineError as exc:
-            self._failed(exc)
-        except Exception as exc:  # noqa: BLE001 - a wrong answer also counts as "not usable"
+        except Exception as exc:  # noqa: BLE001 - unreachable, or a wrong answer: not usable either way
             self._failed(exc)
         else:
             if self.health.ok():
