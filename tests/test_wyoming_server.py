@@ -15,6 +15,7 @@ from fixtures_stt import JFK_REFERENCE, jfk_audio, wer, words
 from support.wyoming_peer import (
     describe,
     detect,
+    exchange,
     pcm_events,
     rss_mb,
     start_server,
@@ -24,6 +25,7 @@ from support.wyoming_peer import (
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
+from wyoming.ping import Ping, Pong
 from wyoming.wake import Detection, NotDetected
 
 from voiced.audio.dsp import resample
@@ -47,6 +49,8 @@ def test_describe_lists_models_languages_voices_and_wake_words(server, web_daemo
     assert voices and voices[0].name == web_daemon.tts.info.name and voices[0].languages == ["en"]
     assert [m.name for m in info.wake[0].models] == ["hey_jarvis"]
     assert info.wake[0].models[0].phrase == "hey jarvis"
+    pong = asyncio.run(exchange(server.port, [Ping(text="hi").event()], lambda e: Pong.is_type(e.type)))
+    assert Pong.from_event(pong[-1]).text == "hi"
 
 
 def test_transcribes_real_speech_sent_at_another_rate(server):

@@ -1,4 +1,4 @@
-"""One Wyoming connection: Describe -> Info; [Transcribe], AudioStart, AudioChunk...,
+"""One Wyoming connection: Describe -> Info; Ping -> Pong; [Transcribe], AudioStart, AudioChunk...,
 AudioStop -> Transcript; Synthesize -> AudioStart, AudioChunk..., AudioStop; Detect, then
 audio -> Detection (each time the wake word fires) and NotDetected at AudioStop if it never did.
 Audio without Transcribe or Detect before it is transcribed (as wyoming-faster-whisper does)."""
@@ -14,10 +14,12 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_read_event
 from wyoming.info import Describe
+from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect, Detection, NotDetected
 
+from ..audio import dsp
 from ..engines.base import EngineError
 from .audio import SAMPLES_PER_CHUNK, MonoPcm, audio_chunks
 from .client import BUSY
@@ -83,6 +85,8 @@ class VoicedHandler(AsyncEventHandler):
     async def _dispatch(self, event: Event) -> bool:
         if Describe.is_type(event.type):
             await self.write_event(self.service.describe().event())
+        elif Ping.is_type(event.type):   # clients check the connection with it
+            await self.write_event(Pong(text=Ping.from_event(event).text).event())
         elif Transcribe.is_type(event.type):
             self.mode, self.pcm = "asr", MonoPcm(RATE)
         elif Detect.is_type(event.type):
@@ -136,14 +140,16 @@ class VoicedHandler(AsyncEventHandler):
             raise ValueError("synthesize: empty text")
         if len(text) > limit:
             raise ValueError(f"synthesize: text of {len(text)} characters is over max_text_chars = {limit}")
-        started = False
+        rate = None
         async for chunk in self.service.synthesize(text):
-            if not started:
-                await self.write_event(AudioStart(rate=chunk.sample_rate, width=2, channels=1).event())
-                started = True
-            for event in audio_chunks(chunk.audio, chunk.sample_rate, SAMPLES_PER_CHUNK):
+            if rate is None:
+                rate = chunk.sample_rate
+                await self.write_event(AudioStart(rate=rate, width=2, channels=1).event())
+            # One rate per reply, the AudioStart's, even if a fallback engine took over mid-way.
+            audio = dsp.resample(chunk.audio, chunk.sample_rate, rate)
+            for event in audio_chunks(audio, rate, SAMPLES_PER_CHUNK):
                 await self.write_event(event.event())
-        if not started:   # nothing to say (e.g. only punctuation): still a well-formed answer
+        if rate is None:   # nothing to say (e.g. only punctuation): still a well-formed answer
             await self.write_event(AudioStart(rate=RATE, width=2, channels=1).event())
         await self.write_event(AudioStop().event())
 
