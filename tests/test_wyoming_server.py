@@ -47,6 +47,7 @@ def test_describe_lists_models_languages_voices_and_wake_words(server, web_daemo
     assert model.name == web_daemon.stt.info.model and model.languages == ["en"] and model.installed
     voices = info.tts[0].voices
     assert voices and voices[0].name == web_daemon.tts.info.name and voices[0].languages == ["en"]
+    assert info.tts[0].supports_synthesize_streaming
     assert [m.name for m in info.wake[0].models] == ["hey_jarvis"]
     assert info.wake[0].models[0].phrase == "hey jarvis"
     pong = asyncio.run(exchange(server.port, [Ping(text="hi").event()], lambda e: Pong.is_type(e.type)))
@@ -74,6 +75,34 @@ def test_synthesised_speech_is_intelligible(server, whisper_stt):
     heard = whisper_stt.transcribe(resample(audio, rate, 16_000)).text
     print("synthesised speech heard as:", heard, file=sys.stderr)
     assert wer(sentence, heard) < 0.25, heard
+
+
+def test_streamed_text_is_spoken_sentence_by_sentence(server, whisper_stt):
+    """Text arriving in pieces (an LLM's reply): each sentence is spoken once it is complete."""
+    from wyoming.tts import (
+        Synthesize,
+        SynthesizeChunk,
+        SynthesizeStart,
+        SynthesizeStop,
+        SynthesizeStopped,
+    )
+
+    text = "The kettle is on. Your tea will be ready soon."
+    pieces = ["The ket", "tle is on. Your t", "ea will be ready soon."]
+    events = [SynthesizeStart().event(), *(SynthesizeChunk(text=p).event() for p in pieces),
+              Synthesize(text=text).event(), SynthesizeStop().event()]
+    answers = asyncio.run(exchange(server.port, events, lambda e: SynthesizeStopped.is_type(e.type)))
+    starts = [i for i, e in enumerate(answers) if AudioStart.is_type(e.type)]
+    assert len(starts) == 2, "one audio stream per sentence, none for the compatibility Synthesize"
+    heard = []
+    for i in starts:
+        end = next(j for j in range(i, len(answers)) if AudioStop.is_type(answers[j].type))
+        chunks = [AudioChunk.from_event(e) for e in answers[i + 1:end]]
+        audio = np.frombuffer(b"".join(c.audio for c in chunks), np.int16).astype(np.float32) / 32768
+        heard.append(whisper_stt.transcribe(resample(audio, chunks[0].rate, 16_000)).text)
+    print("streamed sentences heard as:", heard, file=sys.stderr)
+    assert wer("The kettle is on.", heard[0]) < 0.3 and wer("Your tea will be ready soon.", heard[1]) < 0.3, heard
+    assert SynthesizeStopped.is_type(answers[-1].type)
 
 
 def test_wake_word_detected_in_a_stream_and_not_in_other_speech(server):

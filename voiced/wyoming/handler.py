@@ -1,7 +1,12 @@
-"""One Wyoming connection: Describe -> Info; Ping -> Pong; [Transcribe], AudioStart, AudioChunk...,
-AudioStop -> Transcript; Synthesize -> AudioStart, AudioChunk..., AudioStop; Detect, then
-audio -> Detection (each time the wake word fires) and NotDetected at AudioStop if it never did.
-Audio without Transcribe or Detect before it is transcribed (as wyoming-faster-whisper does)."""
+"""One Wyoming connection:
+- Describe -> Info; Ping -> Pong.
+- [Transcribe], AudioStart, AudioChunk..., AudioStop -> Transcript (audio with neither
+  Transcribe nor Detect before it is transcribed, as wyoming-faster-whisper does).
+- Synthesize -> AudioStart, AudioChunk..., AudioStop. Streamed text: SynthesizeStart,
+  SynthesizeChunk..., SynthesizeStop -> that for each sentence as soon as it is complete,
+  then SynthesizeStopped (the Synthesize sent alongside for older servers is ignored).
+- Detect, then audio -> Detection each time the wake word fires; NotDetected at AudioStop
+  if it never did."""
 from __future__ import annotations
 
 import asyncio
@@ -16,11 +21,18 @@ from wyoming.event import Event, async_read_event
 from wyoming.info import Describe
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
-from wyoming.tts import Synthesize
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+)
 from wyoming.wake import Detect, Detection, NotDetected
 
 from ..audio import dsp
 from ..engines.base import EngineError
+from ..text import SentenceSplitter
 from .audio import SAMPLES_PER_CHUNK, MonoPcm, audio_chunks
 from .client import BUSY
 from .queue import QueueFull
@@ -41,6 +53,7 @@ class VoicedHandler(AsyncEventHandler):
         self.wake_names: set[str] | None = None
         self.detected = False
         self.wake_pending = np.zeros(0, np.int16)
+        self.splitter: SentenceSplitter | None = None   # streamed text (synthesize-start .. stop)
 
     async def run(self) -> None:
         if not self.service.connect():
@@ -100,8 +113,19 @@ class VoicedHandler(AsyncEventHandler):
             await self._audio(AudioChunk.from_event(event))
         elif AudioStop.is_type(event.type):
             await self._audio_stop()
+        elif SynthesizeStart.is_type(event.type):
+            self.splitter = SentenceSplitter()
+        elif SynthesizeChunk.is_type(event.type) and self.splitter is not None:
+            for sentence in self.splitter.feed(SynthesizeChunk.from_event(event).text):
+                await self._synthesize(sentence)
+        elif SynthesizeStop.is_type(event.type) and self.splitter is not None:
+            rest, self.splitter = " ".join(self.splitter.flush()), None
+            if rest.strip():
+                await self._synthesize(rest)
+            await self.write_event(SynthesizeStopped().event())
         elif Synthesize.is_type(event.type):
-            await self._synthesize(Synthesize.from_event(event).text)
+            if self.splitter is None:   # while streaming it only repeats the text, for older servers
+                await self._synthesize(Synthesize.from_event(event).text)
         else:
             log.debug("wyoming: ignoring %s", event.type)
         return True

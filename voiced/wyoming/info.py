@@ -42,7 +42,7 @@ def describe(stt_info, tts_info, wake_names, stt_language: str) -> Info:
     if tts_info is not None:
         info.tts.append(TtsProgram(
             name="voiced-tts", description=f"voiced: {tts_info.name} text-to-speech on {tts_info.device}",
-            attribution=VOICED, installed=True, version=__version__,
+            attribution=VOICED, installed=True, version=__version__, supports_synthesize_streaming=True,
             voices=[TtsVoice(name=tts_info.name, description=f"{tts_info.name} ({tts_info.model})",
                              attribution=TTS_ATTRIBUTION.get(tts_info.name, VOICED), installed=True, version=None,
                              languages=["en"])]))
