@@ -27,13 +27,18 @@ def clean_env(env: dict) -> dict:
 def start_server(port: int, tmp) -> DaemonProcess:
     no_audio = PulseHarness()    # never started: this daemon has no audio server at all
     env = clean_env(no_audio.env)
-    env.update(VOICED_WYOMING__ENABLED="true", VOICED_WYOMING__PORT=str(port), VOICED_WEB__ENABLED="false")
-    return DaemonProcess(env, tmp)
+    env.update(VOICED_WYOMING__ENABLED="true", VOICED_WYOMING__PORT=str(port), VOICED_WEB__PORT=str(free_port()))
+    server = DaemonProcess(env, tmp)
+    server.web_port = int(env["VOICED_WEB__PORT"])
+    return server
+
+
+def wyoming_status(web_port: int) -> dict:
+    return httpx.get(f"http://127.0.0.1:{web_port}/api/status", timeout=10).json()["wyoming"]
 
 
 def remote_states(web_port: int) -> dict:
-    status = httpx.get(f"http://127.0.0.1:{web_port}/api/status", timeout=10).json()
-    return {r["role"]: r["state"] for r in status["wyoming"]["remotes"]}
+    return {r["role"]: r["state"] for r in wyoming_status(web_port)["remotes"]}
 
 
 def wait_states(web_port: int, want: dict, timeout: float) -> dict:
@@ -88,6 +93,8 @@ def test_satellite_turns_through_the_server_survive_its_death(pulse_server, tmp_
         server.wait_for(r"wyoming: wake word hey_jarvis", timeout=5, start=served)
         server.wait_for(r"wyoming: transcribed .*time", timeout=5, start=served)
         server.wait_for(r"wyoming: synthesised", timeout=5, start=served)
+        on_server = wyoming_status(server.web_port)["server"]
+        assert on_server["uri"] == uri and on_server["queue"]["served"] >= 2 and on_server["connections"] >= 3, on_server
 
         # 2. The server dies as the turn starts: the satellite answers with its local models.
         mark = len(satellite.lines)
