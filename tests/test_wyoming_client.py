@@ -217,3 +217,30 @@ def test_remote_wake_word_over_a_stream_with_local_fallback(web_daemon, stt_sett
     finally:
         detector.close()
         srv.stop()
+
+
+def test_a_remote_that_accepts_but_never_answers_times_out_to_the_local_model(web_daemon, stt_settings):
+    """A hung remote (the connection is accepted, nothing ever comes back): after read_timeout_s
+    the local model answers, and the remote is marked down."""
+    import socket
+
+    from voiced.engines.stt_wyoming import WyomingSTT
+    from voiced.wyoming.remote import RemoteWithFallback
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)                     # the kernel accepts; nobody ever reads or answers
+        s = remote_settings(stt_settings, silent.getsockname()[1], read_timeout_s=1.0)
+        engine = RemoteWithFallback("stt", WyomingSTT(s), lambda: (web_daemon.stt, web_daemon.stt.info), s.wyoming)
+        engine.load()                        # its describe times out too
+        try:
+            assert engine.health.state == "down" and "TimeoutError" in engine.health.last_error
+            engine.health.retry_at = 0       # try the remote again now instead of after the back-off
+            t0 = time.monotonic()
+            assert wer(JFK_REFERENCE, engine.transcribe(jfk_audio()).text) < 0.15
+            took = time.monotonic() - t0
+            assert engine.remote_health["requests"]["local"] == 1 and engine.health.failures >= 2
+            print(f"hung remote: answered locally after {took:.2f} s (read_timeout_s = 1)", file=sys.stderr)
+            assert took < 10
+        finally:
+            engine.close()
