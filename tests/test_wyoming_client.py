@@ -244,3 +244,16 @@ def test_a_remote_that_accepts_but_never_answers_times_out_to_the_local_model(we
             assert took < 10
         finally:
             engine.close()
+
+
+def test_doctor_checks_each_remote_service(server, stt_settings):
+    from voiced.doctor import wyoming_checks
+
+    up = remote_settings(stt_settings, server.port)
+    checks = {c.area: c for c in wyoming_checks(up)}
+    assert checks["remote stt"].ok and "voiced-whisper" in checks["remote stt"].what
+    assert checks["remote tts"].ok and "voiced-tts" in checks["remote tts"].what
+    down = {c.area: c for c in wyoming_checks(remote_settings(stt_settings, free_port()))}
+    assert down["remote stt"].ok is False and "Connect call failed" in down["remote stt"].what
+    assert "local models answer meanwhile" in down["remote stt"].fix
+    assert wyoming_checks(stt_settings) == []     # no remote engine configured: nothing to check
