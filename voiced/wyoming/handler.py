@@ -90,6 +90,11 @@ class VoicedHandler(AsyncEventHandler):
         except (EngineError, ValueError) as exc:
             log.error("wyoming: %s failed: %s", event.type, exc)
             await self.write_event(Error(text=f"{event.type} failed: {exc}", code="failed").event())
+        except (ConnectionError, asyncio.TimeoutError):
+            return False                       # the client went away: end this connection only
+        except Exception:  # a bug with one request must not take the server (or the daemon) down
+            log.exception("wyoming: %s crashed", event.type)
+            await self.write_event(Error(text=f"{event.type} failed: internal error", code="internal").event())
         # A stream that failed mid-way: its remaining chunks are dropped, not a new request.
         self.mode = "discard" if AudioChunk.is_type(event.type) else None
         self._release_detector()
