@@ -113,6 +113,23 @@ function engineCard(id, engine) {
   card(id, !degraded, `${engine.name} on ${engine.device}`, [degraded, model, notes].filter(Boolean).join(" — "));
 }
 
+function wyomingCard(w) {
+  // Remote STT/TTS health (a satellite) and the server's load (a GPU box); hidden when neither.
+  const remotes = (w && w.remotes) || [], server = w && w.server;
+  $("card-wyoming").hidden = !remotes.length && !server;
+  if (!remotes.length && !server) return;
+  const main = remotes.map((r) => `${r.role.toUpperCase()} ${r.state}`).join(", ") || `serving ${server.uri}`;
+  const details = remotes.map((r) => `${r.role.toUpperCase()} ` + (r.state === "down"
+    ? `${r.last_error}` + (r.fallback ? ` (local ${r.fallback} answers)` : "") +
+      (r.retry_in_s !== null ? `, retry in ${r.retry_in_s} s` : "")
+    : `${r.uri}: ${r.requests.remote} remote, ${r.requests.local} local requests`));
+  if (server) {
+    details.push(`server ${server.uri}: ${server.clients}/${server.max_clients} clients, ` +
+                 `${server.queue.active} in queue, ${server.queue.served} served, ${server.queue.refused} busy`);
+  }
+  card("card-wyoming", remotes.every((r) => r.state === "up"), main, details.join(" · "));
+}
+
 function duration(seconds) {
   const s = Math.floor(seconds);
   if (s < 90) return `${s} s`;
@@ -126,6 +143,7 @@ function showStatus(st) {
   card("card-output", st.output.ok, st.output.device, st.output.detail);
   engineCard("card-stt", st.engines.stt);
   engineCard("card-tts", st.engines.tts);
+  wyomingCard(st.wyoming);
   if (st.gpu) {
     const vram = st.gpu.used_mb === undefined ? (st.gpu.error || st.gpu.detail || "")
       : `VRAM ${st.gpu.used_mb} / ${st.gpu.total_mb} MB` + (st.gpu.limit_mb ? ` (cap ${st.gpu.limit_mb} MB)` : "");

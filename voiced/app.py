@@ -33,6 +33,7 @@ from .responder import Context, Reply, make_responder
 from .stats import TurnStats
 from .systemd import Notifier, Watchdog, liveness
 from .voices import VoiceError, hints, open_store
+from .wyoming.server import wyoming_status
 
 log = logging.getLogger(__name__)
 RATE = 16_000
@@ -70,6 +71,7 @@ class Daemon(ListenLoop):
         self.earcons = Earcons(settings.earcons)
         self.phrases = PhraseCache(settings.tts.phrase_cache_items)
         self.hotkey = None
+        self.wyoming = None                        # [wyoming] server, started after the models load
         self._hotkey_events: deque = deque()       # filled by the hotkey thread, drained by run()
         self._ptt: list[np.ndarray] | None = None  # push-to-talk: frames recorded while held
         self.started_at = time.monotonic()
@@ -83,11 +85,11 @@ class Daemon(ListenLoop):
     def load(self) -> None:
         """Load every model before listening, so the first turn is as fast as the rest."""
         from .models.openwakeword_assets import assets_dir
-        from .triggers.wakeword import WakeWordDetector
+        from .triggers.wake_wyoming import make_wake_detector
         from .vad import Endpointer, make_vad
 
         t0 = time.monotonic()
-        self.wake = WakeWordDetector(self.settings.wake, assets_dir(self.settings))
+        self.wake = make_wake_detector(self.settings)   # openWakeWord here, or a remote Wyoming service
         self._load_echo_guard()
         self.endpointer = Endpointer(make_vad(self.settings.vad, assets_dir(self.settings)), self.settings.vad)
         # Recovering wrappers own device choice: OOM retry, CPU fallback, GPU re-probe.
@@ -102,15 +104,23 @@ class Daemon(ListenLoop):
         """Barge-in needs a second detector that scores what voiced itself says."""
         from .models.openwakeword_assets import assets_dir
         from .triggers.echo import EchoGuard
-        from .triggers.wakeword import WakeWordDetector
+        from .triggers.wakeword import WakeWordDetector, WakeWordError
 
-        w = self.settings.wake
-        self.echo = EchoGuard(WakeWordDetector(w, assets_dir(self.settings)), w.echo_threshold,
-                              w.echo_window_s) if w.barge_in else None
+        w, self.echo = self.settings.wake, None
+        if w.barge_in:
+            try:
+                self.echo = EchoGuard(WakeWordDetector(w, assets_dir(self.settings)), w.echo_threshold,
+                                      w.echo_window_s)
+            except WakeWordError as exc:   # e.g. a satellite with a remote wake word and no local models
+                log.warning("barge-in by wake word is off: its echo guard needs the local wake word "
+                            "models (%s); the wake word is muted while voiced speaks", exc)
         self.playback.observer = self.echo
 
     def start(self) -> None:
         self.load()
+        if self.settings.wyoming.enabled:   # Wyoming (voiced/wyoming): the models offered to clients
+            from .wyoming.server import start_for_daemon
+            self.wyoming = start_for_daemon(self)
         self.capture.start()
         if not self.capture.wait_open(5.0):
             log.warning("microphone not open yet (%s); voiced keeps retrying", self.capture.health().detail)
@@ -135,6 +145,8 @@ class Daemon(ListenLoop):
     def shutdown(self) -> None:
         """After run() returns: join the threads in order (input, processing)."""
         self.watchdog.stop()
+        if self.wyoming:
+            self.wyoming.stop()
         if self.hotkey:
             self.hotkey.stop()
         self.capture.stop()
@@ -144,7 +156,8 @@ class Daemon(ListenLoop):
     def reload(self, settings: Settings) -> None:
         """SIGHUP: apply what can change live (responder, wake word, VAD, log level)."""
         self.notifier.reloading()
-        restart_needed = [k for k in ("audio", "stt", "tts", "models", "gpu") if getattr(settings, k) != getattr(self.settings, k)]
+        restart_needed = [k for k in ("audio", "stt", "tts", "models", "gpu", "wyoming")
+                          if getattr(settings, k) != getattr(self.settings, k)]
         live_tts = {"speed", "pitch"}   # read per reply (default_style), so they apply at once
         if "tts" in restart_needed and (settings.tts.model_dump(exclude=live_tts)
                                         == self.settings.tts.model_dump(exclude=live_tts)):
@@ -154,10 +167,11 @@ class Daemon(ListenLoop):
             self.responder = make_responder(settings.responder)
         if settings.wake != old.wake or settings.vad != old.vad:
             from .models.openwakeword_assets import assets_dir
-            from .triggers.wakeword import WakeWordDetector
+            from .triggers.wake_wyoming import make_wake_detector
             from .vad import Endpointer, make_vad
 
-            self.wake = WakeWordDetector(settings.wake, assets_dir(settings))
+            old_wake, self.wake = self.wake, make_wake_detector(settings)
+            getattr(old_wake, "close", lambda: None)()   # a remote detector's connection thread
             self._load_echo_guard()
             self.endpointer = Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad)
         if settings.hotkey != old.hotkey:
@@ -438,6 +452,7 @@ class Daemon(ListenLoop):
                         for role, e in (("stt", self.stt), ("tts", self.tts)) if e is not None and e.info is not None},
             "gpu": self.gpu.vram(),
             "phrase_cache": self.phrases.stats(),
+            "wyoming": wyoming_status(self),
             "counts": dict(self.stats.counts),
             "latency": self.stats.latency(),
             "turns": [turn_json(t) for t in list(self.pipeline.turns)[-20:]],

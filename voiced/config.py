@@ -44,7 +44,25 @@ class AudioSettings(Section):
     save_requests_dir: str = ""   # "" = keep no audio on disk; else a WAV per request (debugging)
 
 
+def _check_wyoming_uri(engine: str, uri: str, section: str) -> None:
+    """engine = "wyoming" needs a tcp://host:port address (the only transport voiced uses)."""
+    if engine != "wyoming":
+        return
+    from urllib.parse import urlparse
+
+    try:
+        parsed = urlparse(uri)
+        ok = parsed.scheme == "tcp" and bool(parsed.hostname) and parsed.port is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{section}.engine = \"wyoming\" needs {section}.wyoming_uri = \"tcp://HOST:PORT\" "
+                         f"(got {uri!r})")
+
+
 class WakeSettings(Section):
+    engine: Literal["openwakeword", "wyoming"] = "openwakeword"   # "wyoming": a remote wake service
+    wyoming_uri: str = ""                   # "tcp://gpu-box:10300" when engine = "wyoming"
     models: tuple[str, ...] = ("hey_jarvis",)   # names or paths to .onnx/.tflite
     threshold: float = Field(0.5, gt=0, lt=1)
     trigger_level: int = Field(1, ge=1, le=10)     # frames over threshold before firing
@@ -66,6 +84,11 @@ class WakeSettings(Section):
         if not v:
             raise ValueError("at least one wake word model is needed")
         return v
+
+    @model_validator(mode="after")
+    def _remote_needs_uri(self):
+        _check_wyoming_uri(self.engine, self.wyoming_uri, "wake")
+        return self
 
 
 class VadSettings(Section):
@@ -113,14 +136,21 @@ class ConversationSettings(Section):
 
 
 class SttSettings(Section):
-    # "auto": faster-whisper (CTranslate2) when its weights are prepared, else transformers.
-    engine: Literal["auto", "faster-whisper", "transformers"] = "auto"
+    # "auto": faster-whisper (CTranslate2) when its weights are prepared, else transformers;
+    # "wyoming": a remote Wyoming ASR service (wyoming_uri), the local model as fallback.
+    engine: Literal["auto", "faster-whisper", "transformers", "wyoming"] = "auto"
+    wyoming_uri: str = ""                   # "tcp://gpu-box:10300" when engine = "wyoming"
     model: str = "openai/whisper-base.en"   # hub id or local directory
     device: Literal["auto", "cuda", "cpu"] = "auto"
     language: str = "en"
     max_new_tokens: int = Field(96, ge=8, le=440)
     no_speech_threshold: float = Field(0.6, gt=0, le=1)
     warmup: bool = True
+
+    @model_validator(mode="after")
+    def _remote_needs_uri(self):
+        _check_wyoming_uri(self.engine, self.wyoming_uri, "stt")
+        return self
 
 
 class ResponderSettings(Section):
@@ -135,7 +165,9 @@ class ResponderSettings(Section):
 
 
 class TtsSettings(Section):
-    engine: Literal["auto", "chatterbox", "piper", "espeak"] = "auto"
+    engine: Literal["auto", "chatterbox", "piper", "espeak", "wyoming"] = "auto"
+    wyoming_uri: str = ""                    # "tcp://gpu-box:10300" when engine = "wyoming"
+    wyoming_voice: str = ""                  # voice to ask the remote for; "" = its default
     device: Literal["auto", "cuda", "cpu"] = "auto"
     chatterbox_on_cpu: bool = False         # Chatterbox is ~13x slower than real time on a CPU
     chatterbox_model: str = "ResembleAI/chatterbox"   # hub id or local directory
@@ -149,6 +181,11 @@ class TtsSettings(Section):
     piper_voice: str = "joe-us"              # packaged voice name or path to a .onnx
     espeak_voice: str = "en-us"
     phrase_cache_items: int = Field(64, ge=0, le=10_000)   # replies kept to replay; 0 = off
+
+    @model_validator(mode="after")
+    def _remote_needs_uri(self):
+        _check_wyoming_uri(self.engine, self.wyoming_uri, "tts")
+        return self
 
 
 class VoicesSettings(Section):
@@ -219,6 +256,23 @@ class WebSettings(Section):
         return self
 
 
+class WyomingSettings(Section):
+    # The server: this daemon's STT, TTS and wake word as Wyoming services (Home Assistant).
+    enabled: bool = False
+    host: str = "127.0.0.1"                  # the protocol has no authentication: trusted networks only
+    port: int = Field(10300, ge=1, le=65535)
+    max_clients: int = Field(8, ge=1, le=256)      # connections at once; more are refused
+    max_queue: int = Field(4, ge=0, le=256)        # model requests waiting; more get a "busy" error
+    max_audio_s: float = Field(30.0, gt=0, le=600)  # longest audio one transcription may send
+    max_text_chars: int = Field(1000, ge=1, le=100_000)
+    # The client side: stt/tts engine = "wyoming" (and their wyoming_uri) use a remote service.
+    fallback_local: bool = True              # load the local models too, and use them while a remote is down
+    connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    read_timeout_s: float = Field(30.0, gt=0, le=600)   # for each event of a remote's answer
+    reconnect_backoff_s: float = Field(1.0, gt=0)
+    reconnect_backoff_max_s: float = Field(30.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOICED_", env_nested_delimiter="__",
                                       frozen=True, extra="forbid", nested_model_default_partial_update=True)
@@ -237,6 +291,7 @@ class Settings(BaseSettings):
     watchdog: WatchdogSettings = WatchdogSettings()
     log: LogSettings = LogSettings()
     web: WebSettings = WebSettings()
+    wyoming: WyomingSettings = WyomingSettings()
 
     @model_validator(mode="after")
     def _command_needs_argv(self):

@@ -76,9 +76,11 @@ def gather(settings: Settings, config_path: Path, listen_s: float = 1.0) -> list
     checks.append(_input_check(settings, listen_s))
     checks.append(_output_check(settings))
     checks.append(_gpu_check())
-    required = {"stt", "wake", "vad"}
+    local = settings.wyoming.fallback_local   # a remote engine without fallback needs no local weights
+    required = {"vad"} | {role for role in ("stt", "wake")
+                          if local or getattr(settings, role).engine != "wyoming"}
     for row in status_all(settings):
-        needed = row.name in required or row.name.startswith("wake")
+        needed = row.name in required or (row.name.startswith("wake") and "wake" in required)
         ok = row.ready if needed else (True if row.ready else None)
         checks.append(Check(f"model {row.name}", ok, f"{row.model} ({row.source})" if row.ready else row.model,
                             row.detail or ("" if row.ready else "run: voiced models fetch")))
@@ -86,7 +88,30 @@ def gather(settings: Settings, config_path: Path, listen_s: float = 1.0) -> list
     has_espeak = shutil.which("espeak-ng") is not None
     checks.append(Check("tts", True if tts[0] != "espeak" or has_espeak else False,
                         f"would speak with {tts[0]} (then: {', '.join(tts[1:]) or 'nothing'})"))
+    checks.extend(wyoming_checks(settings))
     checks.append(Check("models dir", True, str(models_dir(settings))))
+    return checks
+
+
+def wyoming_checks(settings: Settings) -> list[Check]:
+    """Each remote Wyoming service in use: reachable, and what it offers."""
+    from .wyoming.client import WyomingRequests
+
+    checks = []
+    for role in ("stt", "tts", "wake"):
+        section = getattr(settings, role)
+        if section.engine != "wyoming":
+            continue
+        try:
+            info = WyomingRequests(section.wyoming_uri, settings.wyoming).describe()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not usable now"
+            fallback = "the local models answer meanwhile" if settings.wyoming.fallback_local else "no fallback"
+            checks.append(Check(f"remote {role}", False, f"{section.wyoming_uri}: {exc}",
+                                f"start the Wyoming service there ({fallback})"))
+            continue
+        offered = {"stt": info.asr, "tts": info.tts, "wake": info.wake}[role]
+        names = ", ".join(p.name for p in offered if p.installed)
+        checks.append(Check(f"remote {role}", bool(names), f"{section.wyoming_uri}: {names or f'offers no {role}'}"))
     return checks
 
 

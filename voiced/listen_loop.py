@@ -38,7 +38,7 @@ class ListenLoop:
                 self._after_barge_in(frame, state)
             elif state == S.IDLE:
                 self._listen_for_wake(frame)
-            elif state == S.SPEAKING and self.settings.wake.barge_in:
+            elif state == S.SPEAKING and self.echo is not None:   # barge-in needs the echo guard
                 self._listen_for_barge_in(frame)
             elif state == S.LISTENING:
                 if self._in_follow_up() and self._wake_during_follow_up(frame):
@@ -66,7 +66,7 @@ class ListenLoop:
 
     def _wake_gate_open(self) -> bool:
         w = self.settings.wake
-        if w.barge_in or not w.mute_during_playback:   # with barge-in the echo guard filters instead
+        if self.echo is not None or not w.mute_during_playback:   # the echo guard filters instead
             return True
         quiet_for = time.monotonic() - self.playback.last_end
         return not self.playback.playing and quiet_for >= w.playback_tail_s

@@ -87,6 +87,9 @@ def _auto_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
 
 
 def make_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
+    if settings.stt.engine == "wyoming":   # a remote service, with the local model as fallback
+        from ..wyoming.remote import remote_stt
+        return remote_stt(settings)
     if settings.stt.engine == "auto":
         engine, info = _auto_stt(settings)
     else:
@@ -178,7 +181,10 @@ class FallbackTTS:
         return False
 
 
-def make_tts(settings: Settings) -> tuple[FallbackTTS, EngineInfo]:
+def make_tts(settings: Settings) -> tuple[TextToSpeech, EngineInfo]:
+    if settings.tts.engine == "wyoming":   # a remote service, with the local engines as fallback
+        from ..wyoming.remote import remote_tts
+        return remote_tts(settings)
     candidates = _tts_candidates(settings)
     errors = []
     while candidates:

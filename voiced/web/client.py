@@ -70,6 +70,14 @@ def format_status(st: dict) -> str:
         row(role.upper(), f"{e['name']} on {e['device']} ({e['model']}){notes}")
     gpu = st.get("gpu")
     row("GPU", f"{gpu['name']}, VRAM {gpu['vram_used_mb']} / {gpu['vram_total_mb']} MB" if gpu else "none (CPU)")
+    wyoming = st.get("wyoming") or {}
+    for r in wyoming.get("remotes", []):
+        down = f" ({r['last_error']}; retry in {r['retry_in_s']} s)" if r["state"] == "down" else ""
+        row(f"remote {r['role'].upper()}", f"{r['uri']}: {r['state']}{down}")
+    if wyoming.get("server"):
+        sv, q = wyoming["server"], wyoming["server"]["queue"]
+        row("wyoming", f"serving {sv['uri']}: {sv['clients']}/{sv['max_clients']} clients, {q['active']} in queue, "
+                       f"{q['served']} served, {q['refused']} busy")
     c = st["counts"]
     row("turns", f"{c.get('turns', 0)} (errors {c.get('errors', 0)}, recoveries {c.get('recoveries', 0)})")
     if st["latency"]:
