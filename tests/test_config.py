@@ -77,7 +77,7 @@ def test_settings_are_frozen():
     ("[wake]\nthreshold = 1.5\n", "wake.threshold", "less than 1"),
     ("[wake]\nthreshold = \"high\"\n", "wake.threshold", "valid number"),
     ("[stt]\ndevice = \"tpu\"\n", "stt.device", "'auto', 'cuda' or 'cpu'"),
-    ("[stt]\nengine = \"whisper.cpp\"\n", "stt.engine", "'auto', 'faster-whisper' or 'transformers'"),
+    ("[stt]\nengine = \"whisper.cpp\"\n", "stt.engine", "'auto', 'faster-whisper', 'transformers' or 'wyoming'"),
     ("[vad]\nsilence = 2\n", "vad.silence", "unknown setting"),
     ("[wake]\nmodels = []\n", "wake.models", "at least one"),
     ("[sound]\nx = 1\n", "sound", "unknown setting"),

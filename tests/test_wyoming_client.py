@@ -102,7 +102,7 @@ def test_falls_back_while_the_remote_is_down_and_returns_when_it_is_back(web_dae
     engine = RemoteWithFallback("stt", WyomingSTT(s), lambda: (web_daemon.stt, web_daemon.stt.info), s.wyoming)
     engine.load()
     try:
-        assert engine.health.state == "down" and engine.info.name == "whisper"       # the local one answers
+        assert engine.health.state == "down" and engine.info.name == web_daemon.stt.info.name  # the local one answers
         assert wer(JFK_REFERENCE, engine.transcribe(jfk_audio()).text) < 0.15
         assert engine.remote_health["requests"]["local"] == 1 and "Connect call failed" in engine.health.last_error
 
