@@ -100,7 +100,7 @@ def test_satellite_turns_through_the_server_survive_its_death(pulse_server, tmp_
         mark = len(satellite.lines)
         (tmp_path / "t2").mkdir()
         spoken_turn(satellite, pulse_server, tmp_path / "t2", piper_voice, whisper_stt, on_wake=server.proc.kill)
-        satellite.wait_for(r"stt: remote tcp://\S+ failed .*the local whisper answers meanwhile", timeout=1, start=mark)
+        satellite.wait_for(r"stt: remote tcp://\S+ failed .*the local (faster-)?whisper answers meanwhile", timeout=1, start=mark)
         states = remote_states(web_port)
         assert states["stt"] == "down" and states["wake"] == "down", states
         shown = subprocess.run([sys.executable, "-m", "voiced", "status", "--url", f"http://127.0.0.1:{web_port}"],

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from wyoming.audio import AudioStop
 from wyoming.tts import Synthesize, SynthesizeVoice
 
+from ..audio import effects
 from ..config import Settings
 from ..text import split_sentences
 from ..wyoming.audio import MonoPcm
 from ..wyoming.client import RemoteError, WyomingRequests
-from .base import EngineInfo, SpeechChunk
+from .base import PLAIN, EngineInfo, SpeechChunk, VoiceStyle
 
 
 class WyomingTTS:
@@ -37,7 +38,9 @@ class WyomingTTS:
     def warmup(self) -> None:
         """Nothing to warm here; the remote warms its own model."""
 
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
+        """Sentence by sentence. The remote speaks in its own voice (a named voice's clip stays
+        here); speed and pitch are applied here, as for every engine."""
         voice = SynthesizeVoice(name=self.voice) if self.voice else None
         for sentence in split_sentences(text):
             pcm = MonoPcm()
@@ -45,4 +48,4 @@ class WyomingTTS:
                                  lambda e: AudioStop.is_type(e.type), pcm.add_event)
             if pcm.rate:
                 self.sample_rate = pcm.rate
-                yield SpeechChunk(pcm.as_float(), pcm.rate, sentence)
+                yield SpeechChunk(effects.apply(pcm.as_float(), pcm.rate, style.speed, style.pitch), pcm.rate, sentence)

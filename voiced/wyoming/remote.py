@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..config import Settings, WyomingSettings
-from ..engines.base import EngineInfo, SpeechChunk, Transcript, TransientEngineError
+from ..engines.base import PLAIN, EngineInfo, SpeechChunk, Transcript, TransientEngineError, VoiceStyle
 from ..recovery import remaining_text
 from .client import RemoteBusy
 
@@ -174,12 +174,12 @@ class RemoteWithFallback:
             return result
         return self._local_engine(f"{self.role}: remote {self.health.uri} down").transcribe(audio)
 
-    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+    def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         """After a failure mid-reply the local engine says only what was not said yet."""
         if self._use_remote():
             spoken: list[str] = []
             try:
-                for chunk in self.remote.synthesize(text):
+                for chunk in self.remote.synthesize(text, style):
                     spoken.append(chunk.text)
                     yield chunk
             except RemoteBusy as exc:
@@ -193,9 +193,9 @@ class RemoteWithFallback:
                 return
             text = remaining_text(text, spoken)
             if text.strip():
-                yield from local.synthesize(text)
+                yield from local.synthesize(text, style)
             return
-        yield from self._local_engine(f"{self.role}: remote {self.health.uri} down").synthesize(text)
+        yield from self._local_engine(f"{self.role}: remote {self.health.uri} down").synthesize(text, style)
 
     def _succeeded(self) -> None:
         self.health.count("remote")
