@@ -56,6 +56,20 @@ def test_remote_engines_speak_to_the_server(server, web_daemon, stt_settings):
     assert all(c.sample_rate == tts.sample_rate and len(c.audio) / c.sample_rate > 0.3 for c in chunks)
 
 
+def test_remote_speech_takes_the_replys_speed(server, stt_settings):
+    """The remote speaks in its own voice; speed and pitch are applied here, as for every engine."""
+    from voiced.engines.base import VoiceStyle
+    from voiced.engines.tts_wyoming import WyomingTTS
+
+    tts = WyomingTTS(remote_settings(stt_settings, server.port))
+    text = "The kettle is on and the tea will be ready in five minutes."
+    seconds = lambda chunks: sum(len(c.audio) / c.sample_rate for c in chunks)   # noqa: E731
+    plain = statistics.median(seconds(list(tts.synthesize(text))) for _ in range(3))
+    faster = seconds(list(tts.synthesize(text, VoiceStyle(speed=1.5))))
+    print(f"remote speech at speed 1.5: {plain / faster:.2f}x shorter", file=sys.stderr)
+    assert plain / faster == pytest.approx(1.5, rel=0.15)   # Piper's own durations vary a few %
+
+
 def test_network_hop_latency_on_loopback(server, web_daemon, stt_settings):
     """The same audio and text through the local engines and through the server; prints the difference."""
     from voiced.engines.stt_wyoming import WyomingSTT
