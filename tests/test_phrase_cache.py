@@ -63,3 +63,11 @@ def test_size_zero_turns_it_off(piper_voice):
     for _ in range(2):
         list(cache.speak("k", lambda: piper_voice.synthesize("Hello.")))
     assert cache.stats()["items"] == 0 and cache.stats()["hits"] == 0
+
+
+def test_total_audio_is_bounded(piper_voice):
+    cache = PhraseCache(max_items=100, max_seconds=20.0, max_total_s=5.0)
+    for text in ("One.", "Two.", "Three.", "Four.", "Five.", "Six.", REPLY):
+        list(cache.speak(text, lambda text=text: piper_voice.synthesize(text)))
+    print(f"phrase cache holds {cache.stats()['items']} replies, {cache.seconds:.1f} s of audio")
+    assert cache.seconds <= 5.0 and REPLY in cache._items   # the oldest went first

@@ -63,6 +63,7 @@ class Daemon(ListenLoop):
         self.echo = None                            # EchoGuard: the reply's own wake-word score
         self._barge_frames: list[np.ndarray] | None = None   # audio since a barge-in, until idle
         self._barge_at, self._barge_trigger, self._barge_turn = 0.0, "", -1
+        self._wake_reset = False   # set by other threads; the listen loop resets the detector
         self._skip_frames = 0
         self._hung_stages = 0   # abandoned stages in a row
         self._follow_up = False  # set by a spoken answer: listen again without the wake word
@@ -284,7 +285,7 @@ class Daemon(ListenLoop):
             self.pipeline.end_turn("error: internal")
             self._cue(self.earcons.failed())
         finally:
-            self.wake.reset()
+            self.reset_wake()
             if self.pipeline.state not in (S.STOPPING, S.IDLE):
                 self.pipeline.to(S.IDLE)
             if self._follow_up and not self._stop.is_set():
@@ -426,7 +427,7 @@ class Daemon(ListenLoop):
             except EngineError as exc:
                 self.pipeline.end_turn(f"error: {exc}")
             finally:
-                self.wake.reset()
+                self.reset_wake()
                 if self.pipeline.state not in (S.STOPPING, S.IDLE):
                     self.pipeline.to(S.IDLE)
         self._worker = threading.Thread(target=speak, name="say", daemon=True)

@@ -4,7 +4,9 @@ The end-pointer waits [vad] silence_s (0.8 s) of silence before it ends a reques
 then needs about a second on a small CPU. Starting Whisper once the silence has lasted
 [vad] early_transcribe_s (0.3 s) overlaps the two: if the silence goes on to end the request,
 that transcript is used (what came after it was silence); if the user speaks again, it is
-thrown away and the final audio is transcribed as usual.
+thrown away and the final audio is transcribed as usual. The cost: a pause followed by more
+speech runs Whisper for nothing, and the final transcription may wait behind it for the
+engine's lock (up to one transcription, ~0.5 s with faster-whisper on a small CPU).
 """
 from __future__ import annotations
 

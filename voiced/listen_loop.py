@@ -33,18 +33,32 @@ class ListenLoop:
             if frame is None:
                 continue
             self.last_frame_at = time.monotonic()
-            state = self.pipeline.state
-            if self._barge_frames is not None:
-                self._after_barge_in(frame, state)
-            elif state == S.IDLE:
-                self._listen_for_wake(frame)
-            elif state == S.SPEAKING and self.echo is not None:   # barge-in needs the echo guard
-                self._listen_for_barge_in(frame)
-            elif state == S.LISTENING:
-                if self._in_follow_up() and self._wake_during_follow_up(frame):
-                    continue
-                with self._record_lock:
-                    self._record(frame)
+            try:
+                self._on_frame(frame)
+            except Exception:  # a bug on one frame must not leave the daemon deaf
+                log.exception("listen loop: error on a frame; going on")
+
+    def reset_wake(self) -> None:
+        """Any thread: forget the wake detector's buffered audio. Done by the listen loop before
+        its next frame, as the detector is not thread-safe (the loop scores while voiced speaks)."""
+        self._wake_reset = True
+
+    def _on_frame(self, frame: np.ndarray) -> None:
+        if self._wake_reset:
+            self._wake_reset = False
+            self.wake.reset()
+        state = self.pipeline.state
+        if self._barge_frames is not None:
+            self._after_barge_in(frame, state)
+        elif state == S.IDLE:
+            self._listen_for_wake(frame)
+        elif state == S.SPEAKING and self.echo is not None:   # barge-in needs the echo guard
+            self._listen_for_barge_in(frame)
+        elif state == S.LISTENING:
+            if self._in_follow_up() and self._wake_during_follow_up(frame):
+                return
+            with self._record_lock:
+                self._record(frame)
 
     def _in_follow_up(self) -> bool:
         turn = self.pipeline.current
@@ -138,6 +152,7 @@ class ListenLoop:
         with self._record_lock:
             if self.pipeline.claim(trigger, S.LISTENING) is None:
                 return False
+            self._early = None   # one started in an earlier, abandoned request is not this one's
             self._skip_frames = round(skip_s * 1000 / self.settings.audio.chunk_ms)
             self.endpointer.start(no_speech_timeout_s=wait_s)
             return True
@@ -210,8 +225,7 @@ class ListenLoop:
         while self._hotkey_events:
             ev = self._hotkey_events[0]
             if ev.pressed and self.pipeline.state == S.SPEAKING:
-                self.playback.stop()   # barge-in: cut the reply; the press is handled once idle
-                return
+                return   # barge-in: _on_key_event cut the reply; the press is handled once idle
             if self.pipeline.state not in (S.IDLE, S.LISTENING) and ev.pressed:
                 return                 # busy transcribing/thinking: keep the press for a moment
             self._hotkey_events.popleft()

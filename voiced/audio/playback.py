@@ -85,19 +85,18 @@ class Playback:
                 if src_rate != chunk.sample_rate:
                     src_rate, resampler = chunk.sample_rate, StreamResampler(chunk.sample_rate, choice.rate)
                 out = resampler.process(audio)
-                if self.observer is not None:
-                    self.observer.audio(out, choice.rate)
-                if choice.channels > 1:
-                    out = np.repeat(out, choice.channels)
-                pcm = float_to_int16(out).tobytes()
-                block = int(choice.rate * BLOCK_S) * 2 * choice.channels
-                for i in range(0, len(pcm), block):
+                frames = int(choice.rate * BLOCK_S)
+                for i in range(0, len(out), frames):
                     if self._stop.is_set():
                         break
-                    stream.write(pcm[i:i + block])
+                    piece = out[i:i + frames]
+                    if self.observer is not None:   # per block: never delays the first sound
+                        self.observer.audio(piece, choice.rate)
+                    stream.write(float_to_int16(np.repeat(piece, choice.channels) if choice.channels > 1
+                                                else piece).tobytes())
                     if played == 0.0 and on_first_audio:
                         on_first_audio()
-                    played += len(pcm[i:i + block]) / (2 * choice.channels * choice.rate)
+                    played += len(piece) / choice.rate
             if not self._stop.is_set():
                 # Pad with a short silence so the device drains the last sentence before close.
                 stream.write(b"\0\0" * choice.channels * int(choice.rate * 0.1))

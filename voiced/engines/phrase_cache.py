@@ -15,9 +15,11 @@ from .base import SpeechChunk
 
 
 class PhraseCache:
-    def __init__(self, max_items: int = 64, max_seconds: float = 20.0):
-        self.max_items, self.max_seconds = max_items, max_seconds
+    def __init__(self, max_items: int = 64, max_seconds: float = 20.0, max_total_s: float = 300.0):
+        # max_total_s bounds memory whatever the replies: 300 s of float32 at 24 kHz is ~29 MB.
+        self.max_items, self.max_seconds, self.max_total_s = max_items, max_seconds, max_total_s
         self._items: OrderedDict[Hashable, tuple[SpeechChunk, ...]] = OrderedDict()
+        self._seconds: dict[Hashable, float] = {}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -44,10 +46,16 @@ class PhraseCache:
         # Reached only when the whole reply was produced (a closed generator stops at its yield).
         if chunks and seconds <= self.max_seconds:
             with self._lock:
-                self._items[key] = tuple(chunks)
-                while len(self._items) > self.max_items:
-                    self._items.popitem(last=False)
+                self._items[key], self._seconds[key] = tuple(chunks), seconds
+                while len(self._items) > self.max_items or sum(self._seconds.values()) > self.max_total_s:
+                    old, _ = self._items.popitem(last=False)
+                    del self._seconds[old]
 
     def stats(self) -> dict:
         with self._lock:
             return {"items": len(self._items), "hits": self.hits, "misses": self.misses}
+
+    @property
+    def seconds(self) -> float:
+        with self._lock:
+            return sum(self._seconds.values())

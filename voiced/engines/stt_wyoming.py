@@ -12,8 +12,8 @@ from wyoming.audio import AudioStart, AudioStop
 from ..config import Settings
 from ..wyoming.audio import audio_chunks
 from ..wyoming.client import WyomingRequests
-from .base import STT_RATE, EngineInfo, Transcript
-from .hallucination import rejection_reason
+from .base import STT_RATE, EngineInfo, Transcript, mono_audio
+from .hallucination import filtered_transcript
 
 
 class WyomingSTT:
@@ -36,7 +36,7 @@ class WyomingSTT:
         """Nothing to warm here; the remote warms its own model."""
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
-        audio = np.asarray(audio, dtype=np.float32)
+        audio = mono_audio(audio)
         started, audio_s = time.monotonic(), audio.size / STT_RATE
         events = [Transcribe(language=self.language or None).event(),
                   AudioStart(rate=STT_RATE, width=2, channels=1).event(),
@@ -45,7 +45,4 @@ class WyomingSTT:
         answers = self.remote.exchange(events, lambda e: WyomingTranscript.is_type(e.type))
         raw = WyomingTranscript.from_event(answers[-1]).text.strip()
         elapsed = time.monotonic() - started
-        reason = "empty transcript" if not raw else rejection_reason(raw)
-        if reason:
-            return Transcript("", elapsed, audio_s, rejected=reason, raw_text=raw)
-        return Transcript(raw, elapsed, audio_s, raw_text=raw)
+        return filtered_transcript(raw, elapsed, audio_s, None)   # the local engines' filter

@@ -10,7 +10,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from ..audio import effects
 from ..config import Settings
-from ..text import split_sentences
+from ..text import speakable, split_sentences
 from ..wyoming.audio import MonoPcm
 from ..wyoming.client import RemoteError, WyomingRequests
 from .base import PLAIN, EngineInfo, SpeechChunk, VoiceStyle
@@ -42,7 +42,7 @@ class WyomingTTS:
         """Sentence by sentence. The remote speaks in its own voice (a named voice's clip stays
         here); speed and pitch are applied here, as for every engine."""
         voice = SynthesizeVoice(name=self.voice) if self.voice else None
-        for sentence in split_sentences(text):
+        for sentence in split_sentences(speakable(text)):   # as the local engines
             pcm = MonoPcm()
             self.remote.exchange([Synthesize(text=sentence, voice=voice).event()],
                                  lambda e: AudioStop.is_type(e.type), pcm.add_event)

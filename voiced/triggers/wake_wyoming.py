@@ -86,7 +86,9 @@ class RemoteWakeDetector:
         while not self._stop.is_set():
             try:
                 asyncio.run(self._stream())
-            except (OSError, EOFError, asyncio.TimeoutError, RemoteUnavailable, RemoteError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever ends the stream, the thread goes on
+                if not isinstance(exc, (OSError, EOFError, asyncio.TimeoutError, RemoteUnavailable, RemoteError)):
+                    log.exception("wake: the stream to %s broke unexpectedly", self.uri)
                 was = self.health.state
                 delay = self.health.failed(exc if isinstance(exc, (RemoteUnavailable, RemoteError))
                                            else RemoteUnavailable(f"{self.uri}: {exc or type(exc).__name__}"))

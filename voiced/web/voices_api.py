@@ -16,14 +16,6 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 STATUS = {"invalid": 422, "unknown": 404, "exists": 409}
 
 
-class StyleFields(BaseModel):
-    """Per-request overrides; absent = the voice's own default, then [tts]."""
-    voice: str | None = Field(None, description="a stored voice's name (GET /api/voices); absent = the default voice")
-    speed: float | None = Field(None, ge=0.5, le=2.0, description="speaking rate, 0.5-2.0 (pitch kept)")
-    pitch: float | None = Field(None, ge=-6.0, le=6.0, description="semitones, -6 to +6 (tempo kept)")
-    exaggeration: float | None = Field(None, ge=0.0, le=2.0, description="Chatterbox's emotion intensity, 0-2")
-
-
 class VoiceOut(BaseModel):
     name: str
     seconds: float = Field(description="length of the stored reference clip")

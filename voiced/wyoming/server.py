@@ -12,7 +12,7 @@ import numpy as np
 from wyoming.server import AsyncTcpServer
 
 from ..config import WyomingSettings
-from ..engines.base import SpeechChunk
+from ..engines.base import PLAIN, SpeechChunk, VoiceStyle
 from .handler import VoicedHandler
 from .info import describe
 from .queue import ModelQueue
@@ -45,9 +45,10 @@ class WyomingService:
 
     def __init__(self, settings: WyomingSettings, stt, tts, wake_names: tuple[str, ...],
                  make_detector: Callable[[], object], stt_language: str = "en",
-                 prepare: Callable[[np.ndarray], tuple[np.ndarray | None, str]] | None = None):
+                 prepare: Callable[[np.ndarray], tuple[np.ndarray | None, str]] | None = None,
+                 style: Callable[[], VoiceStyle] = lambda: PLAIN):
         self.settings, self.stt, self.tts, self.wake_names = settings, stt, tts, tuple(wake_names)
-        self.stt_language, self.prepare = stt_language, prepare
+        self.stt_language, self.prepare, self.style = stt_language, prepare, style
         self.detectors = DetectorPool(make_detector)
         self.queue = ModelQueue(settings.max_queue)
         self.clients = 0
@@ -61,7 +62,8 @@ class WyomingService:
 
         s = daemon.settings
         return cls(settings, daemon.stt, daemon.tts, daemon.wake.names,
-                   lambda: WakeWordDetector(s.wake, assets_dir(s)), s.stt.language, prepare=daemon.prepare_request)
+                   lambda: WakeWordDetector(s.wake, assets_dir(s)), s.stt.language, prepare=daemon.prepare_request,
+                   style=daemon.default_style)   # the daemon's own voice: default voice, speed, pitch
 
     def connect(self) -> bool:
         if self.clients >= self.settings.max_clients:
@@ -79,22 +81,28 @@ class WyomingService:
                         self.wake_names, self.stt_language)
 
     async def transcribe(self, audio: np.ndarray) -> str:
-        if self.prepare is not None:   # the daemon's own input path: DC removal, level check, gain
-            prepared, why = self.prepare(audio)
-            if prepared is None:
-                log.info("wyoming: audio dropped: %s", why)
-                return ""
-            audio = prepared
-        async with self.queue.admit():
-            transcript = await self.queue.run(lambda: self.stt.transcribe(audio))
+        async with self.queue.admit():   # admitted first: a refused client costs nothing
+            transcript = await self.queue.run(lambda: self._transcribe(audio))   # off the event loop
+        if transcript is None:
+            return ""
         self.counts["transcripts"] += 1
         log.info("wyoming: transcribed %.1f s in %.2f s: %r", transcript.audio_s, transcript.elapsed_s, transcript.text)
         return transcript.text
 
+    def _transcribe(self, audio: np.ndarray):
+        if self.prepare is not None:   # the daemon's own input path: DC removal, level check, gain
+            prepared, why = self.prepare(audio)
+            if prepared is None:
+                log.info("wyoming: audio dropped: %s", why)
+                return None
+            audio = prepared
+        return self.stt.transcribe(audio)
+
     async def synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
         """Sentence by sentence as the engine makes them; one reply at a time on the models."""
         async with self.queue.admit():
-            async for chunk in self.queue.stream(lambda: self.tts.synthesize(text)):
+            style = self.style()
+            async for chunk in self.queue.stream(lambda: self.tts.synthesize(text, style)):
                 yield chunk
         self.counts["syntheses"] += 1
         log.info("wyoming: synthesised %d characters", len(text))
