@@ -83,6 +83,7 @@ def test_settings_are_frozen():
     ("[sound]\nx = 1\n", "sound", "unknown setting"),
     ("[responder]\nkind = \"command\"\n", "responder.command", "must be set"),
     ("[audio]\nchunk_ms = 5\n", "audio.chunk_ms", "greater than or equal to 10"),
+    ("[voices]\nmin_clip_s = 20\nmax_clip_s = 10\n", "voices.min_clip_s", "no clip could pass"),
 ])
 def test_bad_values_name_key_and_file(tmp_path, text, key, words):
     cfg = write(tmp_path / "bad.toml", text)

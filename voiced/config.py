@@ -200,6 +200,13 @@ class VoicesSettings(Section):
     def _one_or_many(cls, v):
         return (v,) if isinstance(v, str) else v
 
+    @model_validator(mode="after")
+    def _clip_bounds_in_order(self):
+        if self.min_clip_s > self.max_clip_s:
+            raise ValueError(f"voices.min_clip_s ({self.min_clip_s:g}) is over voices.max_clip_s "
+                             f"({self.max_clip_s:g}): no clip could pass")
+        return self
+
 
 class ModelsSettings(Section):
     dir: str = ""        # "" = $VOICED_MODELS_DIR, $CACHE_DIRECTORY/models, or ~/.cache/voiced/models
