@@ -227,9 +227,15 @@ class Daemon(ListenLoop):
         """The reply's audio, sentence by sentence, each within the TTS deadline."""
         style = style or self.default_style()
         key = (self.tts.info.name if self.tts.info else "", text, style, _mtime(style.clip))
+
+        def speech():
+            if self.settings.tts.engine == "wyoming":
+                # Not cached here: while the remote is down the local voice answers, and that
+                # audio must not be replayed for the remote once it is back.
+                return self.tts.synthesize(text, style)
+            return self.phrases.speak(key, lambda: self.tts.synthesize(text, style))
         try:
-            yield from iter_with_deadline("tts", lambda: self.phrases.speak(key, lambda: self.tts.synthesize(text, style)),
-                                          self.settings.watchdog.tts_chunk_timeout_s)
+            yield from iter_with_deadline("tts", speech, self.settings.watchdog.tts_chunk_timeout_s)
         except StageTimeout:
             self._hung_stages += 1
             raise
