@@ -77,6 +77,7 @@ class ChatterboxEngine:
         self._info: EngineInfo | None = None
         self._builtin_conds = None
         self._default_conds = None                # what tts.voice gave: used when a reply names no clip
+        self._digests: dict[tuple, str] = {}      # (clip, size, mtime) -> content hash: no re-read per reply
         self._voices: dict[Path, object] = {}     # cache file -> loaded conditionals
         self.voice_note = ""                      # why the last reply did not use its voice
 
@@ -185,7 +186,11 @@ class ChatterboxEngine:
         """Cache file for a clip's conditionals: keyed by its content, the exaggeration and
         the model (conditionals come from the model's own encoders). A named voice keeps
         them in its own folder (cache_dir), so removing the voice removes them."""
-        digest = hashlib.sha256(clip.read_bytes()).hexdigest()[:24]
+        st = clip.stat()
+        key = (str(clip.resolve()), st.st_size, st.st_mtime_ns)
+        digest = self._digests.get(key)
+        if digest is None:   # hash the clip once per version of it, not on every reply
+            digest = self._digests[key] = hashlib.sha256(clip.read_bytes()).hexdigest()[:24]
         model_key = hashlib.sha256(self._model_identity().encode()).hexdigest()[:12]
         name = f"{digest}-x{self.tts.exaggeration:.3f}-{model_key}.pt"
         return (cache_dir or models_dir(self.settings) / "chatterbox" / "voices") / name
