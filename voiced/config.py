@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd unit uses RestartPreventExitStatus=78
@@ -44,6 +44,10 @@ class AudioSettings(Section):
     save_requests_dir: str = ""   # "" = keep no audio on disk; else a WAV per request (debugging)
 
 
+# A list setting that also takes one string (models = "alexa" means ["alexa"]).
+OneOrMany = Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
+
+
 def _check_wyoming_uri(engine: str, uri: str, section: str) -> None:
     """engine = "wyoming" needs a tcp://host:port address (the only transport voiced uses)."""
     if engine != "wyoming":
@@ -63,7 +67,7 @@ def _check_wyoming_uri(engine: str, uri: str, section: str) -> None:
 class WakeSettings(Section):
     engine: Literal["openwakeword", "wyoming"] = "openwakeword"   # "wyoming": a remote wake service
     wyoming_uri: str = ""                   # "tcp://gpu-box:10300" when engine = "wyoming"
-    models: tuple[str, ...] = ("hey_jarvis",)   # names or paths to .onnx/.tflite
+    models: OneOrMany = ("hey_jarvis",)   # names or paths to .onnx/.tflite
     threshold: float = Field(0.5, gt=0, lt=1)
     trigger_level: int = Field(1, ge=1, le=10)     # frames over threshold before firing
     refractory_s: float = Field(2.0, ge=0)
@@ -73,10 +77,6 @@ class WakeSettings(Section):
     mute_during_playback: bool = True              # used when barge_in is off
     playback_tail_s: float = Field(0.5, ge=0)
 
-    @field_validator("models", mode="before")
-    @classmethod
-    def _one_or_many(cls, v):
-        return (v,) if isinstance(v, str) else v
 
     @field_validator("models")
     @classmethod
@@ -105,7 +105,7 @@ class HotkeySettings(Section):
     enabled: bool = False
     key: str = "KEY_F12"    # evdev key name, or a combination: "KEY_LEFTCTRL+KEY_SPACE"
     mode: Literal["push_to_talk", "toggle"] = "push_to_talk"
-    devices: tuple[str, ...] = ()   # event device paths; () = every keyboard that has the keys
+    devices: OneOrMany = ()   # event device paths; () = every keyboard that has the keys
 
     @field_validator("key")
     @classmethod
@@ -114,10 +114,6 @@ class HotkeySettings(Section):
 
         return validate_key(v)
 
-    @field_validator("devices", mode="before")
-    @classmethod
-    def _one_or_many(cls, v):
-        return (v,) if isinstance(v, str) else v
 
 
 class EarconSettings(Section):
@@ -127,12 +123,8 @@ class EarconSettings(Section):
 
 class ConversationSettings(Section):
     follow_up_s: float = Field(4.0, ge=0, le=30)   # listen again without the wake word after a reply; 0 = off
-    cancel_phrases: tuple[str, ...] = ("never mind", "nevermind", "cancel", "stop", "forget it")
+    cancel_phrases: OneOrMany = ("never mind", "nevermind", "cancel", "stop", "forget it")
 
-    @field_validator("cancel_phrases", mode="before")
-    @classmethod
-    def _one_or_many(cls, v):
-        return (v,) if isinstance(v, str) else v
 
 
 class SttSettings(Section):
@@ -193,12 +185,8 @@ class VoicesSettings(Section):
     min_clip_s: float = Field(3.0, ge=1, le=30)     # reference clips shorter or longer are refused
     max_clip_s: float = Field(30.0, ge=3, le=120)
     responder_styles: bool = False   # let the responder pick a voice/speed/pitch/emotion per reply
-    responder_voices: tuple[str, ...] = ()   # which voices it may pick; () = any
+    responder_voices: OneOrMany = ()   # which voices it may pick; () = any
 
-    @field_validator("responder_voices", mode="before")
-    @classmethod
-    def _one_or_many(cls, v):
-        return (v,) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _clip_bounds_in_order(self):
@@ -235,16 +223,12 @@ class WebSettings(Section):
     host: str = "127.0.0.1"                  # loopback only unless a token is set
     port: int = Field(8765, ge=1, le=65535)
     token: str = ""                          # required (>= 16 chars) when host is not loopback
-    allowed_hosts: tuple[str, ...] = ()      # extra names/IPs accepted in the Host header
+    allowed_hosts: OneOrMany = ()      # extra names/IPs accepted in the Host header
     max_upload_bytes: int = Field(10_000_000, ge=1_000, le=500_000_000)
     max_upload_seconds: float = Field(30.0, gt=0, le=600)
     max_say_chars: int = Field(1000, ge=1, le=100_000)
     keep_replies: int = Field(8, ge=1, le=100)   # reply WAVs kept in memory for audio_url
 
-    @field_validator("allowed_hosts", mode="before")
-    @classmethod
-    def _one_or_many_hosts(cls, v):
-        return (v,) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _token_off_loopback(self):
