@@ -41,36 +41,42 @@ def recordings(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def web_daemon(fast_whisper_settings, oww_dir, tmp_path_factory):
-    """The daemon with its models loaded and the pipeline idle, shared by the web tests.
+    """The daemon with its models loaded and its owner running on a thread, without audio
+    devices (no microphone: degraded, as on a box without one), shared by the web tests.
     Both Whisper back ends' weights are prepared, so stt.engine auto picks faster-whisper;
     its voices are in a temporary folder (the API tests add and remove some)."""
     from voiced.app import Daemon
     from voiced.config import VoicesSettings
-    from voiced.pipeline import PipelineState
 
     voices = VoicesSettings(dir=str(tmp_path_factory.mktemp("voices")))
     daemon = Daemon(fast_whisper_settings.model_copy(update={"voices": voices}))
     daemon.load()
-    daemon.pipeline.to(PipelineState.IDLE)
+    owner = daemon.run_in_thread(mic=False)
+    wait_state(daemon, "idle")
     yield daemon
-    daemon.stop()
+    daemon.stop("test session over")
+    owner.join(5)
+    assert not owner.is_alive(), "the owner did not stop"
+    daemon.shutdown()
     if hasattr(daemon.tts, "close"):   # the Piper worker process
         daemon.tts.close()
 
 
-def settle(daemon, timeout: float = 30.0) -> None:
-    """Back to idle and "alive" (frames flowing, as the listen loop would report): wait for a
-    say/utterance worker to finish; end a triggered turn that has no microphone behind it."""
-    from voiced.pipeline import PipelineState as S
-
+def wait_state(daemon, *states: str, timeout: float = 30.0) -> str:
     end = time.monotonic() + timeout
-    while daemon.pipeline.state not in (S.IDLE, S.LISTENING) and time.monotonic() < end:
-        time.sleep(0.05)
-    if daemon.pipeline.state == S.LISTENING:
-        daemon.pipeline.end_turn("test over")
-        daemon.pipeline.to(S.IDLE)
-    assert daemon.pipeline.state == S.IDLE, daemon.pipeline.state
-    daemon.last_frame_at = time.monotonic()
+    while daemon.snapshot().state.value not in states and time.monotonic() < end:
+        time.sleep(0.02)
+    assert daemon.snapshot().state.value in states, daemon.snapshot()
+    return daemon.snapshot().state.value
+
+
+def settle(daemon, timeout: float = 30.0) -> None:
+    """Back to idle: wait for a say/utterance worker to finish; end a triggered turn that has
+    no microphone behind it (through the owner, like any other caller)."""
+    state = wait_state(daemon, "idle", "listening", timeout=timeout)
+    if state == "listening":
+        daemon.cancel_turn("test over")
+        wait_state(daemon, "idle")
 
 
 @pytest.fixture()

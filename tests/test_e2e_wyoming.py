@@ -41,6 +41,10 @@ def remote_states(web_port: int) -> dict:
     return {r["role"]: r["state"] for r in wyoming_status(web_port)["remotes"]}
 
 
+def wake_status(web_port: int) -> dict:
+    return next(r for r in wyoming_status(web_port)["remotes"] if r["role"] == "wake")
+
+
 def wait_states(web_port: int, want: dict, timeout: float) -> dict:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -49,6 +53,15 @@ def wait_states(web_port: int, want: dict, timeout: float) -> dict:
             return states
         time.sleep(0.2)
     pytest.fail(f"remote health on the status page is {remote_states(web_port)}, not {want}")
+
+
+def assert_wake_scored_by_the_server(satellite, web_port: int, before: dict) -> None:
+    """The satellite's last wake word came from the server's detector, not its local one."""
+    after = wake_status(web_port)
+    heard = [line for line in satellite.lines if "wake word" in line or "wake: remote" in line][-6:]
+    assert after["requests"]["remote"] == before["requests"]["remote"] + 1 and \
+        after["requests"]["local"] == before["requests"]["local"], \
+        f"the satellite scored the wake word locally, not on the server: {before} -> {after}; " + "\n".join(heard)
 
 
 def spoken_turn(satellite, pulse_server, tmp, piper_voice, whisper_stt, on_wake=None) -> str:
@@ -86,9 +99,11 @@ def test_satellite_turns_through_the_server_survive_its_death(pulse_server, tmp_
         wait_states(web_port, {"stt": "up", "tts": "up", "wake": "up"}, timeout=15)
 
         # 1. A full spoken turn, its STT and TTS done by the server.
-        served = len(server.lines)
+        served, wake_before = len(server.lines), wake_status(web_port)
+        assert wake_before["scoring"] in ("remote", None), wake_before   # None: no frame scored yet
         t0 = time.monotonic()
         line = spoken_turn(satellite, pulse_server, tmp_path, piper_voice, whisper_stt)
+        assert_wake_scored_by_the_server(satellite, web_port, wake_before)
         print(f"turn through the server: {line} ({time.monotonic() - t0:.1f} s with recording)", file=sys.stderr)
         server.wait_for(r"wyoming: wake word hey_jarvis", timeout=5, start=served)
         server.wait_for(r"wyoming: transcribed .*time", timeout=5, start=served)
@@ -107,15 +122,18 @@ def test_satellite_turns_through_the_server_survive_its_death(pulse_server, tmp_
                                capture_output=True, text=True, timeout=60, env=env, check=True).stdout
         assert re.search(r"remote STT +tcp://\S+: down \(.*Connect call failed", shown), shown
 
-        # 3. The server comes back; the satellite reconnects by itself; the next turn uses it.
+        # 3. The server comes back; the satellite reconnects by itself, every role (the wake word
+        # stream as soon as the STT or TTS reaches it) and says so; the next turn uses it.
         mark = len(satellite.lines)
         server = start_server(port, tmp_path / "server")
         server.wait_for(r"wyoming server listening", timeout=240)
-        satellite.wait_for(r"stt: remote tcp://\S+ is back", timeout=15, start=mark)
+        for role in ("stt", "wake"):                  # both were down (step 2); the TTS is checked below
+            satellite.wait_for(rf"{role}: remote tcp://\S+ is back", timeout=15, start=mark)
         wait_states(web_port, {"stt": "up", "tts": "up", "wake": "up"}, timeout=15)
-        served = len(server.lines)
+        served, wake_before = len(server.lines), wake_status(web_port)
         (tmp_path / "t3").mkdir()
         spoken_turn(satellite, pulse_server, tmp_path / "t3", piper_voice, whisper_stt)
+        assert_wake_scored_by_the_server(satellite, web_port, wake_before)
         server.wait_for(r"wyoming: wake word hey_jarvis", timeout=5, start=served)
         server.wait_for(r"wyoming: transcribed .*time", timeout=5, start=served)
         server.wait_for(r"wyoming: synthesised", timeout=5, start=served)

@@ -16,16 +16,10 @@ import pytest
 from tests.fixtures_stt import jfk_audio, stt_settings, wer, whisper_stt, words  # noqa: F401  (fixtures)
 from voiced.config import Settings, TtsSettings
 from voiced.engines.base import PLAIN, EngineError, EngineInfo, FatalEngineError, OutOfMemory, Transcript
-from voiced.recovery import (
-    GpuManager,
-    MiB,
-    RecoveringEngine,
-    adapt_fraction,
-    classify,
-    recovering_tts,
-    remaining_text,
-    tts_settings_for,
-)
+from voiced.engines.build import recovering_tts, tts_settings_for
+from voiced.engines.errors import classify
+from voiced.gpu import GpuManager, MiB, adapt_fraction
+from voiced.recovery import RecoveringEngine, remaining_text
 
 torch = pytest.importorskip("torch")
 GiB = 2 ** 30
@@ -279,13 +273,13 @@ def test_other_errors_end_the_request_and_change_nothing():
                          ids=["illegal-memory-access-factory-build", "device-side-assert-via-whisper"])
 def test_fatal_error_answers_on_cpu_and_stays_there(fault, fresh, cpu_whisper, stt_settings, short_clip,  # noqa: F811
                                                     caplog):
+    from voiced.config import with_section
     from voiced.engines.factory import make_stt
-    from voiced.recovery import with_device
 
     sim = SimulatedGpuStt(None, [fault])
     # fresh: the CPU Whisper is built by the project's factory at the moment of the fault,
     # as in the daemon, so switch_s is the real time to move; else the loaded one is reused.
-    cpu_build = (lambda: make_stt(with_device(stt_settings, "stt", device="cpu"))) if fresh else None
+    cpu_build = (lambda: make_stt(with_section(stt_settings, "stt", device="cpu"))) if fresh else None
     engine, gpu, build = rig([sim], cpu_whisper, cpu_build=cpu_build)
     caplog.set_level(logging.INFO, logger="voiced.recovery")
     started = time.monotonic()
@@ -328,6 +322,44 @@ def test_reprobe_returns_to_the_gpu_only_when_it_is_healthy(cpu_whisper, caplog)
     assert engine.reprobe() is False                             # healthy: nothing to do
     returns = [r for r in caplog.records if "back on cuda" in r.getMessage()]
     assert len(returns) == 1
+
+
+class FailsToLoad:
+    """A GPU engine whose load raises `error` (the probe passed, the model did not fit or start)."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def load(self):
+        raise self.error
+
+
+def test_gpu_back_but_engine_fails_to_load_warns_once_per_reason_and_status_says_why(caplog):
+    cuda = FakeCuda()
+    refusals = [FailsToLoad(oom()), FailsToLoad(oom()), FailsToLoad(RuntimeError("CUDA error: out of memory"))]
+    engine, gpu, build = rig([SimulatedGpuStt(None, [RuntimeError(ASSERT)]), *refusals, SimulatedGpuStt(None)],
+                             SimulatedGpuStt(None), cuda)
+    caplog.set_level(logging.DEBUG, logger="voiced.recovery")
+    engine.transcribe(np.zeros(8_000, np.float32))                  # fatal on the GPU: now on the CPU
+    assert engine.state["device"] == "cpu" and engine.state["reprobe_error"] is None
+
+    assert engine.reprobe() is False and engine.reprobe() is False   # the probe passes, the load does not
+    assert gpu.usable and cuda.probes == 3                            # at start, then each re-probe
+    state = engine.state
+    assert state["device"] == "cpu" and state["degraded"]
+    assert state["reprobe_error"].startswith("OutOfMemoryError: CUDA out of memory")
+    warned = [r for r in caplog.records if "failed to load on cuda" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING  # once for the same reason
+    said = warned[0].getMessage()
+    assert said.startswith("stt: ") and "OutOfMemoryError: CUDA out of memory" in said and "staying on the CPU" in said
+
+    assert engine.reprobe() is False                                 # another reason: said again
+    assert engine.state["reprobe_error"] == "RuntimeError: CUDA error: out of memory"
+    assert len([r for r in caplog.records if "failed to load on cuda" in r.getMessage()]) == 2
+
+    assert engine.reprobe() is True                                  # it loads: back, nothing left to say
+    assert engine.state["device"] == "cuda" and engine.state["reprobe_error"] is None
+    assert build.devices == ["cuda", "cpu", "cuda", "cuda", "cuda", "cuda"]
 
 
 def test_unusable_gpu_at_start_means_degraded_then_recovered():

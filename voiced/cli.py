@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 
 # OpenMP threads that spin while waiting made torch 10-70x slower whenever the audio
 # threads or another process held a core; sleeping waiters cost little. Set before torch loads.
@@ -29,29 +28,23 @@ def _settings(args) -> Settings:
     return settings
 
 
+def install_signal_handlers(daemon) -> None:
+    """The handlers only post to the owner's queue (its put() is reentrant): they run on the
+    owner's own thread, between any two bytecodes, while it may hold any lock."""
+    signal.signal(signal.SIGTERM, lambda signum, _f: daemon.stop(signal.Signals(signum).name))
+    signal.signal(signal.SIGINT, lambda signum, _f: daemon.stop(signal.Signals(signum).name))
+    signal.signal(signal.SIGHUP, lambda _s, _f: daemon.request_reload())
+
+
 def cmd_run(args) -> int:
     from .app import Daemon
 
     settings = _settings(args)
     log.info("voiced starting with config %s", args.config_path)
-    daemon = Daemon(settings)
+    # Re-read the same file on SIGHUP; a bad edit keeps the running config instead of stopping.
+    daemon = Daemon(settings, reload_source=lambda: load_settings(args.config)[0])
 
-    def _terminate(signum, _frame):
-        log.info("%s: stopping", signal.Signals(signum).name)
-        daemon.stop()
-
-    def _reload(_signum, _frame):
-        # Re-read the same file; a bad edit keeps the running config instead of stopping.
-        try:
-            new, path = load_settings(args.config)
-        except ConfigError as exc:
-            log.error("SIGHUP: config not reloaded, keeping the running one: %s", exc)
-            return
-        threading.Thread(target=daemon.reload, args=(new,), name="reload", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
-    signal.signal(signal.SIGHUP, _reload)
+    install_signal_handlers(daemon)
     web = None
     if settings.web.enabled:   # before the models load, so the page can show "starting"
         from .web import start_web_server
@@ -61,12 +54,11 @@ def cmd_run(args) -> int:
         except OSError as exc:
             log.error("%s; running without the status page", exc)
     try:
-        daemon.start()
         daemon.run()
     finally:
         if web:
-            web.stop()
-    daemon.shutdown()
+            web.stop(timeout=1.0)
+        daemon.shutdown()
     log.info("voiced stopped")
     return 0
 

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd unit uses RestartPreventExitStatus=78
@@ -208,7 +208,9 @@ class GpuSettings(Section):
 
 
 class WatchdogSettings(Section):
-    frame_deadline_s: float = Field(20.0, gt=0)     # no audio frame processed for this long = not alive
+    # The core took no step for this long = not alive (it steps at least 4 times a second, mic
+    # or not: a lost microphone is degraded, not dead). frame_deadline_s is its old name.
+    loop_deadline_s: float = Field(10.0, gt=0, validation_alias=AliasChoices("loop_deadline_s", "frame_deadline_s"))
     stt_timeout_s: float = Field(60.0, gt=0)        # a transcription running longer is abandoned
     tts_chunk_timeout_s: float = Field(120.0, gt=0)  # each sentence of speech must come within this
     hung_stages_to_restart: int = Field(2, ge=1)    # this many abandoned stages in a row: not alive
@@ -375,3 +377,8 @@ def state_dir(settings: Settings) -> Path:
 
 def voices_dir(settings: Settings) -> Path:
     return Path(settings.voices.dir).expanduser() if settings.voices.dir else state_dir(settings) / "voices"
+
+
+def with_section(settings: Settings, section: str, **update) -> Settings:
+    """A copy of the (frozen) settings with some fields of one section replaced."""
+    return settings.model_copy(update={section: getattr(settings, section).model_copy(update=update)})

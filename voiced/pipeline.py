@@ -1,8 +1,9 @@
-"""The turn state machine: the one place that says which step may follow which.
+"""The turn states, the transitions allowed between them, and the record of each turn.
 
 idle -> listening -> transcribing -> thinking -> speaking -> idle; any busy state may go
-back to idle (no speech, rejected transcript, error). Every part reports here; listeners
-(log, status, systemd) are told of each change and read frozen Turn records.
+back to idle (no speech, rejected transcript, error, cancel). Only the turn owner
+(core/owner.py) writes here, from its one thread; it tells its listeners of each change and
+everyone else reads the frozen Turn records through the owner's snapshots.
 """
 from __future__ import annotations
 
@@ -136,7 +137,11 @@ class Pipeline:
         if turn is not None:
             for fn in self._turn_listeners:
                 fn(turn)
-            timings = " ".join(f"{k}={v:.2f}s" for k, v in turn.durations().items())
-            log.info("turn %d (%s) %s: heard %r, said %r; %s", turn.id, turn.trigger, turn.outcome,
-                     turn.transcript, turn.reply, timings)
         return turn
+
+
+def describe(turn: Turn) -> str:
+    """The turn's log line."""
+    timings = " ".join(f"{k}={v:.2f}s" for k, v in turn.durations().items())
+    return (f"turn {turn.id} ({turn.trigger}) {turn.outcome}: heard {turn.transcript!r}, said {turn.reply!r}; "
+            f"{timings}")

@@ -1,188 +1,23 @@
-"""The one owner of device choice for the model engines: CUDA when it works, a retry after
-running out of GPU memory, the CPU after a fatal CUDA error, and a re-probe that returns.
-
-Engines raise (torch's own errors, or base.OutOfMemory / EngineError wrapping them);
-`classify` reads them the way the field does: OOM is local (free the cache, retry once),
-while after an illegal memory access, a device-side assert, a launch failure or a lost
-device the CUDA context can no longer be trusted, so both engines move to the CPU. A fault
-of that kind is "sticky" on real hardware: the same process usually cannot use the GPU
-again, so `reprobe` returns in-process only when the probe really works (the daemon may
-prefer a restart to get the GPU back). CUDA is reached through a small object (`TorchCuda`)
-that tests replace with a fake; nothing private is patched.
-"""
+"""Keeps a model engine answering through GPU trouble: retry after OOM, CPU after a fatal CUDA error, re-probe back."""
 from __future__ import annotations
 
 import logging
-import math
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
+from .config import with_section as with_device  # noqa: F401 - its old name and import path
 from .engines.base import PLAIN, EngineInfo, FatalEngineError, OutOfMemory, SpeechChunk, VoiceStyle
+from .engines.errors import Kind, classify  # noqa: F401 - Kind: its old import path
+from .engines.errors import brief as _brief
+from .gpu import HEADROOM_BYTES, MIN_USEFUL_BYTES, MiB, TorchCuda, adapt_fraction  # noqa: F401 - old import path
+from .gpu import GpuManager
 
 log = logging.getLogger(__name__)
-MiB = 2 ** 20
-MIN_USEFUL_BYTES = 512 * MiB      # a memory limit below this is no GPU worth using
-HEADROOM_BYTES = 256 * MiB        # left free when the limit is lowered to what is free
-Kind = Literal["oom", "fatal_cuda", "other"]
 Build = Callable[[str], tuple[Any, EngineInfo]]
-
-_OOM = re.compile(r"cuda out of memory|cuda error: out of memory|cublas_status_alloc_failed|"
-                  r"cublas_status_not_initialized|cudnn_status_alloc_failed", re.IGNORECASE)
-_FATAL = re.compile(r"cuda error|cuda driver error|cuda runtime error|illegal memory access|"
-                    r"device-side assert|unspecified launch failure|misaligned address|illegal instruction|"
-                    r"device lost|gpu is lost|fallen off the bus|no cuda-capable device|no cuda gpus|"
-                    r"no nvidia driver|uncorrectable ecc|launch timed out|"
-                    r"(?:cudnn|cublas)_status_(?:execution_failed|internal_error|mapping_error)", re.IGNORECASE)
-
-
-def _brief(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
-
-
-def classify(exc: BaseException) -> Kind:
-    """"oom", "fatal_cuda" or "other" for an error, looking through the causes engines chain."""
-    torch = sys.modules.get("torch")      # not imported: the error cannot be torch's
-    oom_types: tuple[type, ...] = (OutOfMemory,) + ((torch.cuda.OutOfMemoryError,) if torch else ())
-    fatal_types: tuple[type, ...] = (torch.AcceleratorError,) if hasattr(torch, "AcceleratorError") else ()
-    seen, e = set(), exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, oom_types) or _OOM.search(str(e)):
-            return "oom"
-        if isinstance(e, fatal_types) or _FATAL.search(str(e)):
-            return "fatal_cuda"
-        e = e.__cause__ or e.__context__
-    return "other"
-
-
-def adapt_fraction(requested: float, free: int, total: int, headroom: int = HEADROOM_BYTES) -> float:
-    """The share of the GPU this process may allocate: the configured fraction, lowered to
-    what is free at start (less `headroom`) when another program holds the rest; 0.0 when
-    nothing is left. Rounded down, so the limit never exceeds what was asked or free."""
-    if total <= 0:
-        return 0.0
-    share = min(requested, (free - headroom) / total)
-    return max(0.0, math.floor(share * 10_000) / 10_000)
-
-
-class TorchCuda:
-    """torch.cuda (is_available, mem_get_info, set_per_process_memory_fraction, empty_cache,
-    memory_allocated, memory_reserved) plus a probe. Tests pass an object with these methods."""
-
-    def __getattr__(self, name: str):
-        import torch
-        return getattr(torch.cuda, name)
-
-    def probe(self) -> None:
-        """A tiny allocation and computation, synchronised: raises if the GPU is not usable."""
-        import torch
-        if int(torch.arange(1024, device="cuda", dtype=torch.float32).sum().item()) != 523_776:
-            raise RuntimeError("CUDA probe computed a wrong result")
-        torch.cuda.synchronize()
-
-    def device_name(self) -> str:
-        return self.get_device_name(0)
-
-
-class GpuManager:
-    """Whether the GPU is usable, its memory limit and VRAM report, and fault broadcast."""
-
-    def __init__(self, settings, cuda=None):
-        self.requested_fraction = settings.gpu.memory_fraction
-        self.reprobe_s = settings.gpu.reprobe_s
-        self.cuda = cuda if cuda is not None else TorchCuda()
-        self.present = self.usable = False
-        self.fraction: float | None = None
-        self.name, self.detail = "", "not probed yet"
-        self.fault: str | None = None          # the last fatal error reported, until a probe works
-        self.fault_epoch = 0
-        self._started = False
-        self._lock = threading.Lock()
-        self._listeners: list[Callable[[str, str], None]] = []
-
-    def start(self) -> bool:
-        """Probe once and set the memory limit (later calls return the first answer)."""
-        with self._lock:
-            if not self._started:
-                self._started = True
-                try:
-                    self.present, self.detail = bool(self.cuda.is_available()), "no CUDA device"
-                except Exception as exc:  # noqa: BLE001 - a broken CUDA install means "no CUDA"
-                    self.detail = f"CUDA unavailable ({_brief(exc)})"
-                if not self.present:
-                    log.info("GPU: %s; models run on the CPU", self.detail)
-                elif not self.probe():
-                    log.warning("GPU present but not usable: %s; starting on the CPU", self.detail)
-            return self.usable
-
-    def probe(self) -> bool:
-        """Is the GPU usable now? Sets the memory limit the first time it is."""
-        try:
-            if not self.cuda.is_available():
-                raise RuntimeError("no CUDA device")
-            self.cuda.probe()
-            if self.fraction is None:
-                self.name = self.cuda.device_name()
-                free, total = self.cuda.mem_get_info()
-                fraction = adapt_fraction(self.requested_fraction, free, total)
-                if fraction * total < MIN_USEFUL_BYTES:
-                    raise RuntimeError(f"only {free / MiB:.0f} MiB of {total / MiB:.0f} MiB free")
-                self.cuda.set_per_process_memory_fraction(fraction)
-                self.fraction = fraction
-                lowered = f", lowered from {self.requested_fraction} (only {free / 2**30:.1f} GiB free)" \
-                    if fraction < self.requested_fraction else ""
-                log.info("GPU %s: %.1f GiB; voiced may use %.2f of it (%.1f GiB)%s", self.name, total / 2**30,
-                         fraction, fraction * total / 2**30, lowered)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not usable now"
-            self.usable, self.detail = False, f"GPU probe failed ({_brief(exc)})"
-            return False
-        self.usable, self.detail, self.fault = True, f"{self.name} usable", None
-        return True
-
-    def preferred(self, wanted: str) -> str:
-        """The device an engine configured with `wanted` ("auto", "cuda", "cpu") should use."""
-        self.start()
-        return wanted if wanted in ("cpu", "cuda") else ("cuda" if self.present else "cpu")
-
-    def subscribe(self, listener: Callable[[str, str], None]) -> None:
-        self._listeners.append(listener)
-
-    def report_fault(self, source: str, reason: str) -> None:
-        """A fatal CUDA error in one engine: the others must leave the GPU too."""
-        with self._lock:
-            self.fault, self.usable = reason, False
-            self.fault_epoch += 1
-            self.detail = f"fault in {source}: {reason}"
-        for listener in list(self._listeners):
-            listener(source, reason)
-
-    def empty_cache(self) -> None:
-        try:
-            self.cuda.empty_cache()
-        except Exception as exc:  # noqa: BLE001 - a poisoned context cannot free anything
-            log.debug("empty_cache failed: %s", exc)
-
-    def vram(self) -> dict | None:
-        """For status and doctor: None without a GPU."""
-        if not self.present:
-            return None
-        out = {"name": self.name, "usable": self.usable, "detail": self.detail, "fault": self.fault,
-               "fraction": self.fraction, "requested_fraction": self.requested_fraction}
-        try:
-            free, total = self.cuda.mem_get_info()
-            out.update(total_mb=round(total / MiB), used_mb=round((total - free) / MiB),
-                       limit_mb=round(self.fraction * total / MiB) if self.fraction else None,
-                       allocated_mb=round(self.cuda.memory_allocated() / MiB),
-                       reserved_mb=round(self.cuda.memory_reserved() / MiB))
-        except Exception as exc:  # noqa: BLE001 - after a fault the driver may refuse
-            out["error"] = _brief(exc)
-        return out
 
 
 def remaining_text(text: str, spoken: list[str]) -> str:
@@ -213,6 +48,7 @@ class RecoveringEngine:
         self.counts = {"recoveries": 0, "ooms": 0, "dropped": 0}
         self.last_switch: float | None = None    # wall time of the last device change
         self.switch_s: float | None = None       # how long that change took
+        self.reprobe_error: str | None = None    # why the last return to the GPU failed to load
         self._engine: Any = None
         self._info: EngineInfo | None = None
         self._epoch = 0                          # the GPU fault epoch this engine has seen
@@ -235,7 +71,8 @@ class RecoveringEngine:
         with self._state_lock:
             return {"role": self.role, "engine": self._info.name if self._info else None, "device": self.device,
                     "preferred": self.preferred, "degraded": self.degraded, "reason": self.reason,
-                    **self.counts, "last_switch": self.last_switch, "switch_s": self.switch_s}
+                    **self.counts, "last_switch": self.last_switch, "switch_s": self.switch_s,
+                    "reprobe_error": self.reprobe_error}
 
     def __getattr__(self, name: str):
         if name.startswith("_") or self.__dict__.get("_engine") is None:
@@ -252,6 +89,7 @@ class RecoveringEngine:
             self.degraded = device != self.preferred
             self.reason = reason if self.degraded else ""
             self._epoch = self.gpu.fault_epoch if device == "cuda" else self._epoch
+            self.reprobe_error = None if device == "cuda" else self.reprobe_error
             if old is not None:
                 self.last_switch, self.switch_s = time.time(), time.monotonic() - started
                 self._retired.append(old)
@@ -334,7 +172,7 @@ class RecoveringEngine:
             try:
                 engine, info = self._build("cuda")
             except Exception as exc:  # noqa: BLE001 - stay on the CPU, try again next time
-                log.debug("%s: GPU probe passed but the engine did not load: %s", self.role, _brief(exc))
+                self._reprobe_failed(_brief(exc))
                 return False
             self._install(engine, info, "cuda", "", started)
             log.warning("%s: GPU healthy again; back on cuda (%s) in %.1f s (left it for: %s)",
@@ -342,6 +180,15 @@ class RecoveringEngine:
             return True
         finally:
             self._switch_lock.release()
+
+    def _reprobe_failed(self, error: str) -> None:
+        """The GPU works but this engine did not load on it: kept for status, and said once per
+        distinct reason (the re-probe repeats every gpu.reprobe_s)."""
+        with self._state_lock:
+            repeated, self.reprobe_error = error == self.reprobe_error, error
+        if not repeated:
+            log.warning("%s: the GPU probe passed but the engine failed to load on cuda (%s); staying on the CPU "
+                        "(retried every %g s)", self.role, error, self.gpu.reprobe_s)
 
     # ---- requests -----------------------------------------------------------------------
     @contextmanager
@@ -430,44 +277,3 @@ class RecoveringEngine:
                 text = remaining_text(text, spoken)
                 if failure is not None:
                     retried = self._recover(failure, device, retried)
-
-
-def with_device(settings, section: str, **update):
-    return settings.model_copy(update={section: getattr(settings, section).model_copy(update=update)})
-
-
-def tts_settings_for(settings, device: str, fallback: bool):
-    """TTS settings for `device`. On a CPU taken as a fallback, Chatterbox only if
-    chatterbox_on_cpu (else the factory's fast CPU choice: Piper, then espeak-ng)."""
-    update = {"device": device}
-    if fallback and device == "cpu" and settings.tts.engine == "chatterbox":
-        update["engine"] = "auto"     # auto on a CPU honours chatterbox_on_cpu
-    return with_device(settings, "tts", **update)
-
-
-def recovering_stt(settings, gpu: GpuManager) -> tuple[RecoveringEngine, EngineInfo]:
-    from .engines.factory import make_stt
-
-    engine = RecoveringEngine("stt", lambda device: make_stt(with_device(settings, "stt", device=device)),
-                              gpu, settings.stt.device)
-    return engine, engine.load()
-
-
-def recovering_tts(settings, gpu: GpuManager) -> tuple[RecoveringEngine, EngineInfo]:
-    from .engines.factory import make_tts
-
-    def build(device: str):
-        return make_tts(tts_settings_for(settings, device, fallback=device != engine.preferred))
-
-    engine = RecoveringEngine("tts", build, gpu, settings.tts.device)
-    return engine, engine.load()
-
-
-def reprobe_forever(engines: list[RecoveringEngine], interval_s: float, stop: threading.Event) -> None:
-    """Body of the daemon's re-probe thread: engines that left the GPU try to return."""
-    while not stop.wait(interval_s):
-        for engine in engines:
-            try:
-                engine.reprobe()
-            except Exception:
-                log.exception("%s: re-probe failed", engine.role)

@@ -4,9 +4,9 @@
 systemd-python when it is installed, else by writing the datagram itself. Without
 $NOTIFY_SOCKET (not started by systemd, or Type= is not notify) every call is a no-op.
 
-`Watchdog` pings only while the daemon says it is alive (`liveness()`: audio frames are
-processed and no slow stage is stuck), so systemd restarts a hung voiced instead of
-keeping it alive forever with a timer that pings regardless.
+`Watchdog` pings only while the daemon says it is alive (core/health.py: its core keeps
+stepping and no slow stage is stuck), so systemd restarts a hung voiced instead of keeping
+it alive forever with a timer that pings regardless. A lost microphone is not "hung".
 """
 from __future__ import annotations
 
@@ -179,23 +179,3 @@ class Watchdog(threading.Thread):
         self._halt.set()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
-
-
-def liveness(last_frame_age_s: float, frame_deadline_s: float, stage: str | None,
-             stage_age_s: float, stage_deadline_s: float) -> tuple[bool, str]:
-    """The daemon's health verdict for `Watchdog`.
-
-    Alive while the listen loop processed a frame within `frame_deadline_s` and the
-    current slow stage (transcribing, thinking, speaking; None when idle) has run for at
-    most `stage_deadline_s`. Pick a frame deadline longer than the capture reopen
-    back-off unless a lost microphone should restart voiced. math.inf disables a check.
-    """
-    if last_frame_age_s > frame_deadline_s:
-        return False, (f"no audio frame processed for {last_frame_age_s:.1f} s "
-                       f"(limit {frame_deadline_s:g} s)")
-    if stage is not None and stage_age_s > stage_deadline_s:
-        return False, (f"stage {stage} running for {stage_age_s:.1f} s "
-                       f"(limit {stage_deadline_s:g} s)")
-    if stage is not None:
-        return True, f"audio flowing, {stage} for {stage_age_s:.1f} s"
-    return True, "audio flowing"

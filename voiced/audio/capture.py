@@ -40,8 +40,11 @@ class CaptureStalled(OSError):
 
 
 class Capture:
-    def __init__(self, audio: AudioSettings, max_queue_s: float = 5.0):
+    def __init__(self, audio: AudioSettings, max_queue_s: float = 5.0, sink=None):
+        """sink(frame) receives each frame (the daemon's turn owner); without one, frames
+        queue here for read()."""
         self.settings = audio
+        self.sink = sink
         self.frame_samples = RATE * audio.chunk_ms // 1000
         self.frames: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(4, int(max_queue_s * 1000 / audio.chunk_ms)))
         self._stop = threading.Event()
@@ -164,6 +167,9 @@ class Capture:
     def _deliver(self, frame: np.ndarray) -> None:
         self._last_frame = time.monotonic()
         self._frames_since_open += 1
+        if self.sink is not None:
+            self.sink(frame)
+            return
         try:
             self.frames.put_nowait(frame)
         except queue.Full:

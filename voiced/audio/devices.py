@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -23,30 +24,38 @@ class DeviceChoice:
     channels: int          # channels the stream is opened with
 
 
+# PortAudio's init/terminate and our stderr redirect are process-wide: the capture, the
+# speaker and `voiced doctor` may reach them from different threads, so one lock serialises
+# them (interleaved redirects could leave fd 2 on /dev/null for good).
+_PORTAUDIO = threading.RLock()
+
+
 def new_pyaudio():
     """pyaudio.PyAudio(), without the screenful of ALSA/JACK probe noise PortAudio prints
     on stderr at every start (it would bury our own log lines at each device reopen)."""
     import pyaudio
 
-    with _stderr_silenced():
+    with _PORTAUDIO, _stderr_silenced():
         return pyaudio.PyAudio()
 
 
 @contextlib.contextmanager
 def _stderr_silenced():
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    """fd 2 to /dev/null for the block; only under _PORTAUDIO (never two at once)."""
+    with _PORTAUDIO:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 def close_quietly(stream, pa, abort: bool = False) -> None:
@@ -61,7 +70,8 @@ def close_quietly(stream, pa, abort: bool = False) -> None:
         except OSError:
             pass
     if pa is not None:
-        pa.terminate()
+        with _PORTAUDIO:
+            pa.terminate()
 
 
 def describe_devices(pa) -> list[dict]:

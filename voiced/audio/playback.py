@@ -2,6 +2,8 @@
 
 Chunks (one per sentence) are written in short blocks so `stop()` cuts playback within
 ~one block. `playing` is what the wake word gate reads so the daemon does not hear itself.
+In the daemon one thread plays (audio/speaker.py): each play gets its own stop event, so a
+stop meant for one reply can never be cleared or swallowed by the next.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class Playback:
     def __init__(self, audio: AudioSettings):
         self.settings = audio
         self.rate = audio.output_rate
-        self._stop = threading.Event()
+        self._stop = threading.Event()   # the current (or last) play's stop request
         self._playing = threading.Event()
         self.last_end = 0.0          # monotonic time playback last finished
         self.ok = True
@@ -41,11 +43,12 @@ class Playback:
     def playing(self) -> bool:
         return self._playing.is_set()
 
-    def stop(self) -> None:
-        """Cut the current reply (barge-in, shutdown)."""
-        if not self._stop.is_set():
+    def stop(self, event: threading.Event | None = None) -> None:
+        """Cut the current reply (barge-in, shutdown); `event`: that play's own stop event."""
+        event = event or self._stop
+        if not event.is_set():
             self._stop_at = time.monotonic()
-        self._stop.set()
+        event.set()
 
     @property
     def stopped(self) -> bool:
@@ -53,10 +56,11 @@ class Playback:
         return self._stop.is_set()
 
     def play(self, chunks: Iterable[SpeechChunk], on_first_audio: Callable[[], None] | None = None,
-             level: bool = True) -> float:
+             level: bool = True, stop: threading.Event | None = None) -> float:
         """Play chunks as they arrive; returns seconds of audio played. Blocks until done or stopped.
-        level=False keeps the chunks' own loudness (earcons have their own volume setting)."""
-        self._stop.clear()
+        level=False keeps the chunks' own loudness (earcons have their own volume setting).
+        `stop`: this play's own stop event (set before the play starts = nothing is played)."""
+        self._stop = stop if stop is not None else threading.Event()
         self.cut_s = None
         self._playing.set()
         if self.observer is not None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from ..config import Settings
 from .base import PLAIN, EngineInfo, FatalEngineError, SpeechChunk, SpeechToText, TextToSpeech, VoiceStyle
+from .threads import cpu_threads, set_torch_threads  # noqa: F401 - cpu_threads: its old import path
 
 log = logging.getLogger(__name__)
 
@@ -20,21 +21,6 @@ def cuda_available() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:  # noqa: BLE001 - a broken CUDA install means "no CUDA"
         return False
-
-
-def cpu_threads(settings: Settings) -> int:
-    """Threads for every CPU engine ([models] torch_threads): 0 = one less than the cores."""
-    import os
-
-    return settings.models.torch_threads or max(1, (os.cpu_count() or 2) - 1)
-
-
-def set_torch_threads(settings: Settings) -> int:
-    import torch
-
-    threads = cpu_threads(settings)
-    torch.set_num_threads(threads)
-    return threads
 
 
 def faster_whisper_ready(settings: Settings) -> str:
@@ -89,7 +75,7 @@ def _auto_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
 def make_stt(settings: Settings) -> tuple[SpeechToText, EngineInfo]:
     if settings.stt.engine == "wyoming":   # a remote service, with the local model as fallback
         from ..wyoming.remote import remote_stt
-        return remote_stt(settings)
+        return remote_stt(settings, make_stt)
     if settings.stt.engine == "auto":
         engine, info = _auto_stt(settings)
     else:
@@ -184,7 +170,7 @@ class FallbackTTS:
 def make_tts(settings: Settings) -> tuple[TextToSpeech, EngineInfo]:
     if settings.tts.engine == "wyoming":   # a remote service, with the local engines as fallback
         from ..wyoming.remote import remote_tts
-        return remote_tts(settings)
+        return remote_tts(settings, make_tts)
     candidates = _tts_candidates(settings)
     errors = []
     while candidates:

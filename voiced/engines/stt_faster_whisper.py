@@ -26,8 +26,8 @@ from voiced.engines.base import (
     Transcript,
     mono_audio,
 )
-from voiced.engines.factory import cpu_threads
 from voiced.engines.hallucination import filtered_transcript
+from voiced.engines.threads import cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ COMPUTE_TYPES = {"cuda": "float16", "cpu": "int8"}
 
 def _as_engine_error(exc: Exception) -> EngineError:
     """CTranslate2 raises RuntimeError("CUDA failed with error out of memory") and the like;
-    recovery.classify reads these types and words."""
+    engines.errors.classify reads these types and words."""
     text = str(exc)
     if "out of memory" in text.lower():
         return OutOfMemory(f"out of GPU memory in faster-whisper: {text}")

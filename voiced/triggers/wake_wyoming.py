@@ -3,12 +3,20 @@ microphone's frames, while voiced listens for the wake word, stream to it on one
 (Detect, AudioStart, AudioChunk...) and its Detection events come back. A thread owns the
 connection; process() never blocks the listen loop (a detection is returned on the next
 frame after it arrives, ~0.1 s later). While the remote is down the local models listen
-([wyoming] fallback_local) and the connection is retried with back-off."""
+([wyoming] fallback_local) and the connection is retried with back-off, or at once when the
+STT or TTS on the same remote reaches it again (RemoteHealth.retry_now).
+
+The remote counts as back ("wake: remote ... is back", state "up" on the status page) only
+once it has answered a Describe with the wanted wake word and taken the stream: an accepted
+TCP connection alone proves nothing (a hung server, a full one, one without the wake word).
+From the next frame on the remote scores the wake word; the status page says which one does
+("scoring") and counts the detections of each ("requests")."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import queue
+import re
 import threading
 from collections import deque
 
@@ -16,16 +24,23 @@ import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
+from wyoming.info import Describe, Info
 from wyoming.wake import Detect
 from wyoming.wake import Detection as WyomingDetection
 
 from ..config import Settings
+from ..models.openwakeword_assets import wake_model_name
 from ..wyoming.client import RemoteError, RemoteUnavailable, host_port
 from ..wyoming.remote import RemoteHealth
 from .wakeword import SAMPLE_RATE, Detection, WakeWordDetector, _as_int16
 
 log = logging.getLogger(__name__)
 MAX_BUFFERED_FRAMES = 50      # 4 s of 80 ms frames: more means the stream is stuck; drop
+
+
+def wake_key(name: str) -> str:
+    """One spelling for a wake word name: "Hey Jarvis", "hey_jarvis_v0.1" -> "hey_jarvis"."""
+    return wake_model_name(re.sub(r"[\s\-]+", "_", name.strip().lower()))
 
 
 class RemoteWakeDetector:
@@ -40,7 +55,8 @@ class RemoteWakeDetector:
         self._detections: deque[Detection] = deque()
         self._generation = 0          # reset() bumps it: the stream restarts with fresh buffers
         self._samples = 0             # audio clock: samples given to process()
-        self._using = "local"
+        self._using: str | None = None   # which detector scored the last frame: "remote" or "local"
+        self._remote_names: dict[str, str] = {}   # wake_key -> the remote's spelling (from its Info)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wake-wyoming", daemon=True)
         self._thread.start()
@@ -51,25 +67,37 @@ class RemoteWakeDetector:
 
     @property
     def remote_health(self) -> dict:
-        return {"role": "wake", "fallback": "openwakeword" if self.local else None, **self.health.snapshot()}
+        """For the status page; "requests" counts the wake words each detector heard."""
+        return {"role": "wake", "fallback": "openwakeword" if self.local else None, "scoring": self._using,
+                **self.health.snapshot()}
 
     # -- the listen loop's side ----------------------------------------------------------
     def process(self, frame: np.ndarray) -> Detection | None:
         audio = _as_int16(frame)
         self._samples += len(audio)
-        if self.health.state == "up":
+        if self.health.state == "up":             # from the first frame after the remote is back
             self._using = "remote"
             try:
                 self._frames.put_nowait(audio)
             except queue.Full:
                 pass                              # stream stalled: its write timeout ends it
-            return self._detections.popleft() if self._detections else None
+            try:
+                detection = self._detections.popleft()
+            except IndexError:                    # none (or the stream thread just cleared them)
+                return None
+            self.health.count("remote")
+            return detection
         if self.local is None:
+            self._using = None
             return None
         if self._using != "local":                # what it buffered long ago is stale
             self.local.reset()
+            self._detections.clear()              # a dead stream's: its audio is old
             self._using = "local"
-        return self.local.process(audio)
+        detection = self.local.process(audio)
+        if detection is not None:
+            self.health.count("local")
+        return detection
 
     def reset(self) -> None:
         self._detections.clear()
@@ -79,6 +107,7 @@ class RemoteWakeDetector:
 
     def close(self) -> None:
         self._stop.set()
+        self.health.interrupt()
         self._thread.join(5)
 
     # -- the connection's thread -----------------------------------------------------------
@@ -91,27 +120,31 @@ class RemoteWakeDetector:
                     log.exception("wake: the stream to %s broke unexpectedly", self.uri)
                 was = self.health.state
                 delay = self.health.failed(exc if isinstance(exc, (RemoteUnavailable, RemoteError))
-                                           else RemoteUnavailable(f"{self.uri}: {exc or type(exc).__name__}"))
+                                           else RemoteUnavailable(f"{self.uri}: {str(exc) or type(exc).__name__}"))
                 if was != "down":
-                    log.error("wake: remote %s failed (%s); %s; retrying in %.1f s (back-off up to %g s)",
-                              self.uri, self.health.last_error,
+                    log.error("wake: remote %s failed (%s); %s; retrying in %.1f s (back-off up to %g s, "
+                              "or as soon as the STT or TTS on it is back)", self.uri, self.health.last_error,
                               "the local models listen meanwhile" if self.local else "no wake word meanwhile",
                               delay, self.ws.reconnect_backoff_max_s)
-                self._stop.wait(delay)
+                self.health.sleep(delay)          # cut short by retry_now() or close()
 
     async def _stream(self) -> None:
         """One connection: stream frames until reset() or close(); raises on any fault."""
         client = AsyncTcpClient(self.host, self.port, connect_timeout=self.ws.connect_timeout_s)
         async with client:
             write = self.ws.read_timeout_s
-            await asyncio.wait_for(client.write_event(Detect(names=self.wanted).event()), write)
+            if self.health.state != "up":         # (re)connecting, not a reset(): it answers, with our wake word
+                await self._check_offer(client, write)
+            names = [self._remote_names.get(wake_key(n), n) for n in self.wanted]
+            await asyncio.wait_for(client.write_event(Detect(names=names).event()), write)
             await asyncio.wait_for(client.write_event(AudioStart(rate=SAMPLE_RATE, width=2, channels=1).event()), write)
             generation = self._generation
             while not self._frames.empty():       # frames from before this stream: not for it
                 self._frames.get_nowait()
+            self._detections.clear()              # an earlier stream's: not for this audio
             if self.health.ok():
-                log.warning("wake: remote %s is back", self.uri)
-            reader = asyncio.create_task(self._read(client))
+                log.warning("wake: remote %s is back; the wake word is detected there again", self.uri)
+            reader = asyncio.create_task(self._read(client, generation))
             try:
                 while not self._stop.is_set() and generation == self._generation:
                     frame = await asyncio.to_thread(self._next_frame)
@@ -131,15 +164,39 @@ class RemoteWakeDetector:
         except queue.Empty:
             return None
 
-    async def _read(self, client: AsyncTcpClient) -> None:
+    async def _check_offer(self, client: AsyncTcpClient, timeout: float) -> None:
+        """Describe -> Info: the remote serves (not just accepts connections) and offers the
+        wanted wake word; remembers its spelling of each name for Detect."""
+        await asyncio.wait_for(client.write_event(Describe().event()), timeout)
+        while True:
+            event = await asyncio.wait_for(client.read_event(), timeout)
+            if event is None:
+                raise RemoteUnavailable(f"{self.uri} closed the connection before describing itself")
+            if Error.is_type(event.type):
+                raise RemoteError(f"{self.uri}: {Error.from_event(event).text}")
+            if Info.is_type(event.type):
+                break
+        programs = [p for p in Info.from_event(event).wake if p.installed]
+        if not programs:
+            raise RemoteError(f"{self.uri} offers no wake word detection")
+        offered = {wake_key(m.name): m.name for p in programs for m in p.models if m.installed}
+        wanted = {wake_key(n) for n in self.wanted}
+        if offered and wanted and not wanted & offered.keys():
+            raise RemoteError(f"{self.uri} offers no wake word {', '.join(self.wanted)} "
+                              f"(it has {', '.join(sorted(offered.values()))})")
+        self._remote_names = offered
+
+    async def _read(self, client: AsyncTcpClient, generation: int) -> None:
+        ours = {wake_key(n): n for n in self.names}
         while True:
             event = await client.read_event()
             if event is None:
                 raise RemoteUnavailable(f"{self.uri} closed the connection")
             if Error.is_type(event.type):
                 raise RemoteError(f"{self.uri}: {Error.from_event(event).text}")
-            if WyomingDetection.is_type(event.type):
+            if WyomingDetection.is_type(event.type) and generation == self._generation:   # not before a reset()
                 name = WyomingDetection.from_event(event).name or self.wanted[0]
+                name = ours.get(wake_key(name), name)   # our spelling, as the local detector says it
                 log.debug("wake: remote detection %s", name)
                 self._detections.append(Detection(name, 1.0, self._samples / SAMPLE_RATE))
 

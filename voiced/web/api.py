@@ -1,8 +1,9 @@
 """The JSON API: health, status, events, trigger, utterance upload, say, reply audio, metrics.
 
-Slow work (decoding, Whisper, the TTS) runs in the threadpool, never on the event loop;
-the pipeline's atomic claim() is what keeps two turns from running at once: a request
-that loses the race gets 409."""
+Slow work (decoding, Whisper, the TTS) runs in the threadpool, never on the event loop.
+Requests are posted to the daemon's turn owner, which alone decides whether a turn starts:
+a request it refuses gets 409 (busy) or 503 (starting, stopping). Health and state are read
+from the owner's snapshot."""
 from __future__ import annotations
 
 import logging
@@ -20,20 +21,12 @@ from ..audio.decode import wav_bytes
 from ..engines.base import EngineError
 from ..pipeline import PipelineState as S
 from . import metrics as metrics_mod
+from .errors import ApiError, errors
+from .styles import style_for, style_from_form
 from .upload import BadUpload, audio_field, decode_upload, form_parts
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-class ErrorOut(BaseModel):
-    error: str
 
 
 class Accepted(BaseModel):
@@ -57,10 +50,6 @@ class UtteranceOut(BaseModel):
     timings: dict[str, float] = Field(description="Seconds per stage (decode, stt, respond, tts, request)")
     outcome: str = Field(description="answered, rejected: ..., dropped: ...")
     turn: int
-
-
-def errors(*codes: int) -> dict:
-    return {code: {"model": ErrorOut} for code in codes}
 
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -96,20 +85,39 @@ class ReplyStore:
 
 
 def ready(daemon, busy_ok: bool = False) -> None:
-    state = daemon.pipeline.state
+    state = daemon.snapshot().state
     if state in (S.STARTING, S.STOPPING):
         raise ApiError(503, f"voiced is {state.value}")
     if not busy_ok and state != S.IDLE:
         raise ApiError(409, f"voiced is busy ({state.value}); try again when it is idle")
 
 
-@router.get("/healthz", tags=["health"], responses={503: {"description": "the pipeline is not alive"}})
+def _busy(daemon) -> ApiError:
+    """The owner refused a request: 503 while starting or stopping, else 409."""
+    state = daemon.snapshot().state
+    if state in (S.STARTING, S.STOPPING):
+        return ApiError(503, f"voiced is {state.value}")
+    return ApiError(409, f"voiced is busy ({state.value}); try again when it is idle")
+
+
+@router.get("/healthz", tags=["health"], responses={503: {"description": "the daemon is stuck"}})
 def healthz(request: Request) -> JSONResponse:
-    """200 while frames flow and no stage is stuck (the same check as the systemd watchdog)."""
+    """Liveness, the same verdict as the systemd watchdog: 200 while the core steps and no
+    stage is stuck, also while starting or with the microphone down (the reason says so)."""
     daemon = request.app.state.daemon
     alive, why = daemon.alive()
-    body = {"alive": alive, "reason": why, "state": daemon.pipeline.state.value}
+    body = {"alive": alive, "reason": why, "state": daemon.snapshot().state.value}
     return JSONResponse(body if alive else {**body, "error": why}, status_code=200 if alive else 503)
+
+
+@router.get("/readyz", tags=["health"], responses={503: {"description": "a request sent now would not be served"}})
+def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 only when an upload, `say` or trigger sent now would be served (idle);
+    503 while starting (models loading), busy with a turn, or stopping."""
+    daemon = request.app.state.daemon
+    ok, why = daemon.ready()
+    body = {"ready": ok, "reason": why, "state": daemon.snapshot().state.value}
+    return JSONResponse(body if ok else {**body, "error": why}, status_code=200 if ok else 503)
 
 
 @router.get("/api/status", tags=["status"])
@@ -125,7 +133,7 @@ def status(request: Request) -> dict:
 async def events(request: Request) -> StreamingResponse:
     """Live updates; `: keep-alive` comments every 15 s."""
     daemon = request.app.state.daemon
-    hello = {"type": "hello", "state": daemon.pipeline.state.value, "time": time.time()}
+    hello = {"type": "hello", "state": daemon.snapshot().state.value, "time": time.time()}
     return StreamingResponse(request.app.state.streams.stream(hello), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -136,9 +144,9 @@ def trigger(request: Request) -> Accepted:
     """Start a listening turn as if the wake word had been heard."""
     daemon = request.app.state.daemon
     ready(daemon)
-    if not daemon.begin_listening("api", skip_s=0):
-        raise ApiError(409, f"voiced is busy ({daemon.pipeline.state.value})")
-    return Accepted(accepted=True, state=daemon.pipeline.state.value)
+    if not daemon.begin_listening("api"):
+        raise _busy(daemon)
+    return Accepted(accepted=True, state=daemon.snapshot().state.value)
 
 
 @router.post("/api/utterance", tags=["turns"], response_model=UtteranceOut, openapi_extra=UPLOAD_BODY,
@@ -146,8 +154,6 @@ def trigger(request: Request) -> Accepted:
 async def utterance(request: Request) -> UtteranceOut:
     """A recorded request (multipart field `audio`; optional `voice`, `speed`, `pitch`,
     `exaggeration` for the reply) -> transcript, reply and the reply's audio."""
-    from .voices_api import style_from_form
-
     t0 = time.monotonic()
     app = request.app.state
     ready(app.daemon)
@@ -167,7 +173,7 @@ async def utterance(request: Request) -> UtteranceOut:
     except EngineError as exc:
         raise ApiError(503, f"the speech engine failed: {exc}") from None
     if result is None:
-        raise ApiError(409, f"voiced is busy ({app.daemon.pipeline.state.value}); try again when it is idle")
+        raise _busy(app.daemon)
     url = None
     if result["audio"] is not None and len(result["audio"]):
         wav = await run_in_threadpool(wav_bytes, result["audio"], result["sample_rate"])
@@ -192,8 +198,6 @@ def reply_audio(request: Request, key: str = Path(pattern=r"^\d{1,12}-[0-9a-f]{8
              responses=errors(400, 409, 422, 503))
 def say(request: Request, body: SayIn) -> Accepted:
     """Speak the text through the daemon's speaker (optionally in another voice, speed, pitch)."""
-    from .voices_api import style_for
-
     app = request.app.state
     text = body.text.strip()
     if not text:
@@ -203,8 +207,8 @@ def say(request: Request, body: SayIn) -> Accepted:
     style = style_for(app.daemon, body.voice, body.speed, body.pitch, body.exaggeration)
     ready(app.daemon)
     if not app.daemon.say(text, style):
-        raise ApiError(409, f"voiced is busy ({app.daemon.pipeline.state.value})")
-    return Accepted(accepted=True, state=app.daemon.pipeline.state.value)
+        raise _busy(app.daemon)
+    return Accepted(accepted=True, state=app.daemon.snapshot().state.value)
 
 
 @router.get("/metrics", tags=["health"], response_class=PlainTextResponse,

@@ -18,7 +18,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 # Paths open without a token: liveness for monitors, and the page shell (it holds no data;
 # its API calls need the token, and it tells the user how to give it).
-OPEN_PATHS = frozenset({"/healthz", "/", "/style.css", "/script.js", "/favicon.svg"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/", "/style.css", "/script.js", "/favicon.svg"})
 MULTIPART_SLACK = 64 * 1024   # boundaries and part headers around the audio itself
 
 

@@ -1,14 +1,12 @@
-"""The voices API: list, add (a reference clip upload), remove, choose the default; and the
-per-request style (voice, speed, pitch, exaggeration) that /api/say and /api/utterance take."""
+"""The voices API: list, add (a reference clip upload), remove, choose the default."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from ..engines.base import VoiceStyle
 from ..voices import VoiceError
-from .api import ApiError, errors
+from .errors import ApiError, errors
 from .upload import BadUpload, audio_field, form_parts, number_field, text_field
 
 router = APIRouter()
@@ -35,27 +33,6 @@ class VoicesOut(BaseModel):
 
 class DefaultIn(BaseModel):
     name: str | None = Field(description="a stored voice, or null for the configured [tts] voice")
-
-
-def style_for(daemon, voice: str | None = None, speed: float | None = None, pitch: float | None = None,
-              exaggeration: float | None = None) -> VoiceStyle:
-    """The request's style, or ApiError 422 naming the field that is wrong."""
-    try:
-        return daemon.voices.style(voice, speed=speed, pitch=pitch, exaggeration=exaggeration)
-    except VoiceError as exc:
-        raise ApiError(422, f"{exc.field or 'voice'}: {exc}") from None
-
-
-def style_from_form(daemon, fields: dict) -> VoiceStyle | None:
-    """The form's style; None when it sets none (the reply may then choose its own)."""
-    try:
-        values = {k: number_field(fields, k) for k in ("speed", "pitch", "exaggeration")}
-        voice = text_field(fields, "voice")
-        if voice is None and all(v is None for v in values.values()):
-            return None
-        return style_for(daemon, voice, **values)
-    except BadUpload as exc:
-        raise ApiError(exc.status, str(exc)) from None
 
 
 def _voice_error(exc: VoiceError) -> ApiError:

@@ -9,22 +9,43 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..config import Settings, WyomingSettings
+from ..config import Settings, WyomingSettings, with_section
 from ..engines.base import PLAIN, EngineInfo, SpeechChunk, Transcript, TransientEngineError, VoiceStyle
 from ..recovery import remaining_text
-from .client import RemoteBusy
+from .client import RemoteBusy, host_port
 
 log = logging.getLogger(__name__)
 
 
+_HEALTHS: weakref.WeakSet = weakref.WeakSet()   # every RemoteHealth alive: the roles that share a remote
+_HEALTHS_LOCK = threading.Lock()
+MAX_DOUBLINGS = 32          # the back-off's exponent stops here (2**1024 would overflow a float)
+
+
+def remote_key(uri: str) -> str:
+    """host:port of a tcp:// address, so the roles that use one remote find each other."""
+    try:
+        host, port = host_port(uri)
+    except ValueError:
+        return uri
+    return f"{host.lower()}:{port}"
+
+
 class RemoteHealth:
-    """Up or down, and when to try again (exponential back-off from the first failure)."""
+    """Up or down, and when to try again (exponential back-off from the first failure).
+
+    The roles that use one remote (STT, TTS, the wake word stream) each have one, with a
+    back-off of their own; when one of them reaches the remote again, the others that are
+    down try it at once instead of at the end of their back-off (retry_now), so a satellite
+    goes back to its server as a whole, within one role's retry of it coming back."""
 
     def __init__(self, uri: str, ws: WyomingSettings):
         self.uri, self.ws = uri, ws
+        self.key = remote_key(uri)
         self.state = "unknown"
         self.failures = 0              # in a row
         self.total_failures = 0
@@ -33,24 +54,53 @@ class RemoteHealth:
         self.retry_at = 0.0            # monotonic
         self.requests = {"remote": 0, "local": 0, "busy": 0}
         self._lock = threading.Lock()
+        self._wakeup = threading.Event()   # ends sleep() early: retry_now() or interrupt()
+        with _HEALTHS_LOCK:
+            _HEALTHS.add(self)
 
     def may_try(self) -> bool:
         return self.state != "down" or time.monotonic() >= self.retry_at
 
     def ok(self) -> bool:
-        """Record a success; True when this ends an outage."""
+        """Record a success; True when this ends an outage. The other roles on this remote
+        that are down try it now."""
         with self._lock:
-            was_down, self.state, self.failures, self.last_ok = self.state == "down", "up", 0, time.time()
-            return was_down
+            was = self.state
+            self.state, self.failures, self.last_ok = "up", 0, time.time()
+        if was != "up":
+            with _HEALTHS_LOCK:
+                peers = [h for h in _HEALTHS if h is not self and h.key == self.key]
+            for peer in peers:
+                peer.retry_now()
+        return was == "down"
 
     def failed(self, exc: Exception) -> float:
         """Record a failure; returns the seconds until the next try."""
         with self._lock:
             self.failures += 1
             self.total_failures += 1
-            delay = min(self.ws.reconnect_backoff_max_s, self.ws.reconnect_backoff_s * 2 ** (self.failures - 1))
+            doublings = min(self.failures - 1, MAX_DOUBLINGS)
+            delay = min(self.ws.reconnect_backoff_max_s, self.ws.reconnect_backoff_s * 2 ** doublings)
             self.state, self.last_error, self.retry_at = "down", str(exc), time.monotonic() + delay
             return delay
+
+    def retry_now(self) -> bool:
+        """Another role reached this remote: end the back-off (True if it was down)."""
+        with self._lock:
+            if self.state != "down":
+                return False
+            self.retry_at = time.monotonic()
+        self._wakeup.set()
+        return True
+
+    def sleep(self, seconds: float) -> None:
+        """The retry thread's wait: `seconds`, or less if retry_now() or interrupt() comes."""
+        self._wakeup.wait(max(0.0, seconds))
+        self._wakeup.clear()
+
+    def interrupt(self) -> None:
+        """Wake the retry thread now (its owner is closing)."""
+        self._wakeup.set()
 
     def count(self, where: str) -> None:
         with self._lock:
@@ -117,6 +167,7 @@ class RemoteWithFallback:
 
     def close(self) -> None:
         self._stop.set()
+        self.health.interrupt()
         close = getattr(self._local, "close", None)
         if close:
             close()
@@ -137,7 +188,8 @@ class RemoteWithFallback:
                 wait = max(0.05, self.health.retry_at - time.monotonic())
             else:
                 wait = self.ws.reconnect_backoff_max_s
-            if self._stop.wait(wait):
+            self.health.sleep(wait)           # cut short when another role finds the remote back
+            if self._stop.is_set():
                 return
             if self.health.state != "down" or time.monotonic() >= self.health.retry_at:
                 self._probe()
@@ -209,21 +261,21 @@ def _local_builder(settings: Settings, build: Callable[[Settings], tuple[Any, En
     return lambda: build(settings)
 
 
-def remote_stt(settings: Settings) -> tuple[RemoteWithFallback, EngineInfo]:
-    from ..engines.factory import make_stt
+def remote_stt(settings: Settings, make_local: Callable[[Settings], tuple[Any, EngineInfo]]
+               ) -> tuple[RemoteWithFallback, EngineInfo]:
+    """The remote STT, with `make_local` (the factory's make_stt) building the local fallback."""
     from ..engines.stt_wyoming import WyomingSTT
-    from ..recovery import with_device
 
-    local = with_device(settings, "stt", engine="auto")
-    engine = RemoteWithFallback("stt", WyomingSTT(settings), _local_builder(local, make_stt), settings.wyoming)
+    local = with_section(settings, "stt", engine="auto")
+    engine = RemoteWithFallback("stt", WyomingSTT(settings), _local_builder(local, make_local), settings.wyoming)
     return engine, engine.load()
 
 
-def remote_tts(settings: Settings) -> tuple[RemoteWithFallback, EngineInfo]:
-    from ..engines.factory import make_tts
+def remote_tts(settings: Settings, make_local: Callable[[Settings], tuple[Any, EngineInfo]]
+               ) -> tuple[RemoteWithFallback, EngineInfo]:
+    """The remote TTS, with `make_local` (the factory's make_tts) building the local fallback."""
     from ..engines.tts_wyoming import WyomingTTS
-    from ..recovery import with_device
 
-    local = with_device(settings, "tts", engine="auto")
-    engine = RemoteWithFallback("tts", WyomingTTS(settings), _local_builder(local, make_tts), settings.wyoming)
+    local = with_section(settings, "tts", engine="auto")
+    engine = RemoteWithFallback("tts", WyomingTTS(settings), _local_builder(local, make_local), settings.wyoming)
     return engine, engine.load()

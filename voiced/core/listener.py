@@ -1,0 +1,159 @@
+"""The listening half of the owner: what one 80 ms microphone frame means in each state.
+
+Wake word (and barge-in by it while voiced speaks), end-pointing of a request, push-to-talk
+frames, the pre-roll and early transcription. Runs on the owner's thread only, so nothing
+here races; it never blocks (Whisper at a pause runs on its own thread, early_stt.py). It
+decides nothing about the turn itself: it asks the owner to begin or finish one.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+
+import numpy as np
+
+from ..audio.preroll import PreRoll
+from ..early_stt import EarlyTranscript
+
+log = logging.getLogger("voiced.app")
+RATE = 16_000
+# openWakeWord fires ~0.1 s before the wake phrase ends; skip that tail so the end of
+# "jarvis" does not count as the start of the request.
+WAKE_TAIL_S = 0.25
+
+
+class Listener:
+    def __init__(self, owner):
+        self.owner = owner
+        self.d = owner.d
+        self.preroll = PreRoll(self.d.settings.vad.preroll_s)
+        self._skip_frames = 0
+        self._gate_was_closed = False
+        self._barge_turn = -1
+        self.ptt: list[np.ndarray] | None = None   # push-to-talk: frames recorded while held
+        self.early: EarlyTranscript | None = None  # a transcription started at a pause
+
+    def reloaded(self) -> None:
+        if self.preroll.max_samples != round(self.d.settings.vad.preroll_s * RATE):
+            self.preroll = PreRoll(self.d.settings.vad.preroll_s)
+
+    # -- starting a request ----------------------------------------------------
+    def begin(self, trigger: str, skip_s: float, wait_s: float | None, use_preroll: bool) -> None:
+        """The owner claimed a listening turn: start the end-pointer (with the pre-roll for
+        a key or API trigger, so a word spoken with the press is not clipped)."""
+        self.early = None
+        self.ptt = None
+        self._skip_frames = round(skip_s * 1000 / self.d.settings.audio.chunk_ms)
+        pre = self.preroll.audio() if use_preroll else None
+        self.d.endpointer.start(pre, no_speech_timeout_s=wait_s)
+
+    def start_push_to_talk(self) -> None:
+        pre = self.preroll.audio()
+        self.ptt = [pre] if len(pre) else []
+
+    # -- per state --------------------------------------------------------------
+    def idle(self, frame: np.ndarray) -> None:
+        if not self._wake_gate_open():
+            self._gate_was_closed = True
+            return
+        if self._gate_was_closed:
+            # Whatever the detector buffered before/while we spoke must not fire now.
+            self.d.wake.reset()
+            self._gate_was_closed = False
+        detection = self._detect_wake(frame)
+        if detection is not None:
+            log.info("wake word %s (score %.2f)", detection.model, detection.score)
+            self.owner.begin_listening(f"wake:{detection.model}", cue=True)
+
+    def speaking(self, frame: np.ndarray) -> None:
+        """Barge-in: the wake word while voiced speaks cuts the reply (needs the echo guard)."""
+        if self.d.echo is None:
+            return
+        turn = self.owner.pipeline.current
+        if turn is not None and turn.id != self._barge_turn:
+            # A fresh start for each reply: the request's wake word left a refractory period
+            # (in audio time) that would otherwise swallow the first seconds of a barge-in.
+            self._barge_turn = turn.id
+            self.d.wake.reset()
+        detection = self._detect_wake(frame)
+        if detection is None:
+            return
+        log.info("barge-in: wake word %s (score %.2f) while speaking; cutting the reply",
+                 detection.model, detection.score)
+        self.owner.barge_in(f"wake:{detection.model}")
+
+    def listening(self, frame: np.ndarray) -> None:
+        if self.owner.in_follow_up():
+            detection = self._detect_wake(frame)
+            if detection is not None:   # the wake word inside a follow-up window starts a normal turn
+                log.info("wake word %s (score %.2f) during the follow-up window", detection.model, detection.score)
+                self.owner.end_turn("follow-up window closed")
+                self.owner.begin_listening(f"wake:{detection.model}", cue=True)
+                return
+        self._record(frame)
+
+    # -- helpers ------------------------------------------------------------------
+    def _wake_gate_open(self) -> bool:
+        w = self.d.settings.wake
+        if self.d.echo is not None or not w.mute_during_playback:   # the echo guard filters instead
+            return True
+        quiet_for = time.monotonic() - self.d.playback.last_end
+        return not self.d.speaker.busy and quiet_for >= w.playback_tail_s
+
+    def _detect_wake(self, frame: np.ndarray):
+        """The wake detector on one frame, minus detections that are our own reply's echo."""
+        detection = self.d.wake.process(frame)
+        echo = self.d.echo
+        if detection is not None and echo is not None and echo.is_echo():
+            log.info("wake word %s (score %.2f) ignored: the reply itself said it (echo score %.2f)",
+                     detection.model, detection.score, echo.peak)
+            self.d.stats.count("echo_wakes_ignored")
+            return None
+        return detection
+
+    def _record(self, frame: np.ndarray) -> None:
+        if self.ptt is not None:   # push-to-talk: the key decides the end, not the VAD
+            self.ptt.append(frame)
+            if sum(len(f) for f in self.ptt) / RATE >= self.d.settings.vad.max_s:
+                self.finish_push_to_talk()
+            return
+        if self._skip_frames > 0:
+            self._skip_frames -= 1
+            return
+        result = self.d.endpointer.feed(frame)
+        if result is None:
+            self._maybe_transcribe_early()
+            return
+        if result.kind == "no_speech":
+            follow_up = self.owner.in_follow_up()
+            self.owner.end_turn("follow-up window closed" if follow_up else "no speech",
+                                failed=not follow_up)   # a wake with nothing after it: a false wake
+            return
+        # End of speech happened `hangover` before the VAD could be sure of it.
+        self._finish(result.audio, result.samples_since_speech_end / RATE, result.event.speech_end_s)
+
+    def finish_push_to_talk(self) -> None:
+        frames, self.ptt = self.ptt or [], None
+        self._finish(np.concatenate(frames) if frames else np.zeros(0, np.int16))
+
+    def finish_now(self) -> None:
+        """Toggle hotkey, second press: the request is what was recorded so far."""
+        self._finish(self.d.endpointer.audio())
+
+    def _maybe_transcribe_early(self) -> None:
+        """At a pause, start Whisper on the speech so far (see early_stt.py); one job at a time."""
+        early_s, ep = self.d.settings.vad.early_transcribe_s, self.d.endpointer
+        if early_s <= 0 or early_s >= self.d.settings.vad.silence_s or not ep.speech_heard or ep.silence_s < early_s:
+            return
+        if self.early is not None and (self.early.key == ep.speech_end_s or self.early.running):
+            return
+        self.early = EarlyTranscript(ep.speech_end_s, partial(self.d.transcribe_request, ep.audio()))
+
+    def _finish(self, pcm: np.ndarray, lag_s: float = 0.0, speech_end_s: float | None = None) -> None:
+        early, self.early = self.early, None
+        if early is not None and (speech_end_s is None or early.key != speech_end_s):
+            early = None                  # the speaker went on after that pause: stale
+        if early is not None:
+            early.decided_at = time.monotonic()
+        self.owner.recorded(pcm, lag_s, early)

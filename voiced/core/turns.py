@@ -1,0 +1,218 @@
+"""Turn workers: the slow stages of one turn (STT, responder, TTS and playback) off the owner.
+
+A worker never changes the turn state: it posts Progress and one Finished message, tagged
+with its turn id, and the owner decides (a message of a turn that was cancelled meanwhile is
+dropped there). Each stage is bounded by its deadline; a cancelled job stops between stages
+and its playback is cut by the owner through the speaker.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import dsp
+from ..deadlines import StageTimeout, call_with_deadline, iter_with_deadline
+from ..engines.base import EngineError, Transcript, VoiceStyle
+from ..pipeline import PipelineState as S
+from ..voices import hints
+from .conversation import is_cancel, wants_follow_up
+from .messages import Finished, Progress
+
+log = logging.getLogger("voiced.app")
+RATE = 16_000
+# The responder bounds its own calls ([responder] timeout_s); its stage deadline adds this.
+RESPOND_MARGIN_S = 5.0
+
+
+@dataclass
+class TurnJob:
+    turn: int
+    post: object                        # the owner's post()
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    done: bool = False
+
+    def progress(self, state=None, mark: str = "", hung: bool | None = None, **fields) -> None:
+        self.post(Progress(self.turn, state, mark, fields, hung))
+
+    def finish(self, outcome: str, **kw) -> None:
+        self.done = True
+        self.post(Finished(self.turn, outcome, **kw))
+
+
+class Ended(Exception):
+    """The turn ended before its reply (dropped, rejected, cancelled); Finished was posted."""
+
+
+class TurnWorker:
+    def __init__(self, daemon):
+        self.d = daemon
+
+    # -- entry points, each on its own thread -----------------------------------
+    def spoken(self, job: TurnJob, pcm: np.ndarray, early=None) -> None:
+        """A request recorded from the microphone: answer it through the speaker."""
+        self._guard(job, lambda: self._spoken(job, pcm, early))
+
+    def say(self, job: TurnJob, text: str, style: VoiceStyle | None) -> None:
+        def run():
+            played = self.d.speaker.play(self.speech(job, text, style), tag=job.turn,
+                                         on_first_audio=lambda: job.progress(mark="first_audio"))
+            job.finish(_played_outcome(played, "spoken"))
+        self._guard(job, run)
+
+    def utterance(self, job: TurnJob, audio: np.ndarray, style: VoiceStyle | None) -> None:
+        """An uploaded request: the reply comes back as audio (Finished.result), not played."""
+        def run():
+            try:
+                _transcript, reply = self.understand(job, audio)
+            except Ended:
+                return
+            job.progress(S.SPEAKING)
+            parts, rate = [], self.d.settings.audio.output_rate
+            for chunk in self.speech(job, reply.text, style or reply.style):
+                if job.cancel.is_set():
+                    return
+                if not parts:
+                    job.progress(mark="first_audio")
+                parts.append(dsp.resample(chunk.audio, chunk.sample_rate, rate))
+            audio_out = (dsp.normalize(np.concatenate(parts), self.d.settings.audio.output_target_dbfs, rate=rate)
+                         if parts else np.zeros(0, np.float32))
+            job.finish("answered", result={"audio": audio_out, "sample_rate": rate})
+        self._guard(job, run, raise_to_caller=True)
+
+    # -- the stages -------------------------------------------------------------
+    def _spoken(self, job: TurnJob, pcm: np.ndarray, early) -> None:
+        if self.d.settings.audio.save_requests_dir:
+            self._save_request(job, pcm)
+        try:
+            _transcript, reply = self.understand(job, pcm, early)
+        except Ended:
+            return
+        job.progress(S.SPEAKING)
+        played = self.d.speaker.play(self.speech(job, reply.text, reply.style), tag=job.turn,
+                                     on_first_audio=lambda: job.progress(mark="first_audio"))
+        outcome = _played_outcome(played, "answered")
+        job.finish(outcome, follow_up=wants_follow_up(self.d.settings.conversation.follow_up_s, outcome,
+                                                      played.ok, played.cut))
+
+    def understand(self, job: TurnJob, pcm: np.ndarray, early=None):
+        """Quality check, STT, cancel phrases and the responder; raises Ended if nothing to answer."""
+        d = self.d
+        transcript = self._early_transcript(job, early) if early is not None else None
+        if transcript is None:
+            audio, why = d.prepare_request(pcm)
+            if audio is None:
+                log.info("capture dropped: %s", why)
+                job.finish(f"dropped: {why}")
+                raise Ended
+            transcript = self._bounded(job, "stt", lambda: d.stt.transcribe(audio), d.settings.watchdog.stt_timeout_s)
+        job.progress(mark="transcript", transcript=transcript.text)
+        if not transcript.text:
+            log.info("nothing to answer: %s (model said %r)", transcript.rejected, transcript.raw_text)
+            job.finish(f"rejected: {transcript.rejected}")
+            raise Ended
+        d.events.publish("transcript", text=transcript.text, turn=job.turn)
+        if is_cancel(transcript.text, d.settings.conversation.cancel_phrases):
+            log.info("cancelled by %r", transcript.text)
+            job.finish("cancelled")
+            raise Ended
+        if job.cancel.is_set():
+            raise Ended
+        job.progress(S.THINKING)
+        reply = self._bounded(job, "respond", lambda: d.responder.respond(transcript.text, d.context),
+                              d.settings.responder.timeout_s + RESPOND_MARGIN_S)
+        if reply.note:
+            log.info("responder %s: %s", reply.source, reply.note)
+        text, style = hints.styled(reply.text, d.voices, d.settings.voices)
+        if style is not None:
+            reply = replace(reply, text=text, style=style)
+        job.progress(mark="reply", reply=reply.text)
+        d.events.publish("reply", text=reply.text, source=reply.source, turn=job.turn)
+        d.context.history.append((transcript.text, reply.text))
+        del d.context.history[:-20]
+        if job.cancel.is_set():
+            raise Ended
+        return transcript, reply
+
+    def speech(self, job: TurnJob, text: str, style: VoiceStyle | None = None):
+        """The reply's audio, sentence by sentence, each within the TTS deadline."""
+        d = self.d
+        style = style or d.default_style()
+        key = (d.tts.info.name if d.tts.info else "", text, style, _mtime(style.clip))
+
+        def speech():
+            if d.settings.tts.engine == "wyoming":
+                # Not cached here: while the remote is down the local voice answers, and that
+                # audio must not be replayed for the remote once it is back.
+                return d.tts.synthesize(text, style)
+            return d.phrases.speak(key, lambda: d.tts.synthesize(text, style))
+        try:
+            for chunk in iter_with_deadline("tts", speech, d.settings.watchdog.tts_chunk_timeout_s):
+                if job.cancel.is_set():
+                    return
+                yield chunk
+        except StageTimeout:
+            job.progress(hung=True)
+            raise
+        job.progress(hung=False)
+
+    def _bounded(self, job: TurnJob, stage: str, fn, seconds: float):
+        try:
+            result = call_with_deadline(stage, fn, seconds)
+        except StageTimeout:
+            job.progress(hung=True)
+            raise
+        job.progress(hung=False)
+        return result
+
+    def _early_transcript(self, job: TurnJob, early) -> Transcript | None:
+        try:
+            transcript = self._bounded(job, "stt", early.result, self.d.settings.watchdog.stt_timeout_s)
+        except EngineError as exc:
+            log.info("early transcription failed (%s); transcribing the whole request", exc)
+            return None
+        if transcript is not None:
+            log.info("transcribed at the pause: started %.2f s before the end-pointer decided, ready %.2f s after",
+                     early.decided_at - early.started, max(0.0, early.finished - early.decided_at))
+        return transcript
+
+    def _save_request(self, job: TurnJob, pcm: np.ndarray) -> None:
+        from ..audio.decode import write_wav
+
+        folder = Path(self.d.settings.audio.save_requests_dir).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        write_wav(folder / f"request-{time.strftime('%Y%m%d-%H%M%S')}-{job.turn}.wav",
+                  dsp.int16_to_float(pcm) if pcm.dtype == np.int16 else pcm, RATE)
+
+    @staticmethod
+    def _guard(job: TurnJob, run, raise_to_caller: bool = False) -> None:
+        """Whatever happens, the owner hears how the turn ended."""
+        try:
+            run()
+            if not job.done and not job.cancel.is_set():
+                job.finish("error: the turn ended without an outcome", failed=True)
+        except EngineError as exc:
+            log.error("turn failed: %s", exc)
+            job.finish(f"error: {exc}", failed=True, result={"error": exc} if raise_to_caller else None)
+        except Exception as exc:  # a bug in one turn must not take the daemon down
+            log.exception("turn crashed")
+            job.finish("error: internal", failed=True, result={"error": exc} if raise_to_caller else None)
+
+
+def _played_outcome(played, done: str) -> str:
+    if not played.ok:
+        return f"not played: {played.detail}"
+    return "interrupted" if played.cut else done
+
+
+def _mtime(path) -> int | None:
+    """A reference clip's version: a voice replaced under the same name must not replay old audio."""
+    try:
+        return path.stat().st_mtime_ns if path else None
+    except OSError:
+        return None
