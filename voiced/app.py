@@ -24,10 +24,10 @@ from .audio.speaker import Speaker
 from .config import Settings
 from .core import messages as m
 from .core.conditioning import prepare_request
-from .core.conversation import is_cancel  # noqa: F401 - re-exported: tests and peers import it here
 from .core.health import Snapshot, liveness, readiness
 from .core.observers import Observers
 from .core.owner import TurnOwner
+from .core.reload import give_memory_back, models_of, retune
 from .engines.base import Transcript, VoiceStyle
 from .engines.phrase_cache import PhraseCache
 from .engines.build import recovering_stt, recovering_tts, reprobe_forever
@@ -35,11 +35,11 @@ from .events import EventHub
 from .gpu import GpuManager
 from .pipeline import PipelineState as S
 from .pipeline import describe
+from .status import status_report, turn_json
 from .responder import Context, make_responder
 from .stats import TurnStats
 from .systemd import Notifier, Watchdog
 from .voices import VoiceError, hints, open_store
-from .wyoming.server import wyoming_status
 
 log = logging.getLogger(__name__)
 RATE = 16_000
@@ -202,7 +202,7 @@ class Daemon:
             return
         parts, old = {}, self.settings
         try:
-            if _models_of(new.wake) != _models_of(old.wake) or new.wyoming != old.wyoming:
+            if models_of(new.wake) != models_of(old.wake) or new.wyoming != old.wyoming:
                 parts["wake"], parts["echo"], parts["endpointer"] = self._listen_parts(new)
             elif new.wake != old.wake or new.vad != old.vad:
                 # Same models: keep the loaded ones (each rebuild cost ~130 MB that the
@@ -233,7 +233,7 @@ class Daemon:
             self.playback.observer = self.echo
             getattr(old_wake, "close", lambda: None)()   # a remote detector's connection thread
             del old_wake
-            threading.Thread(target=_give_memory_back, name="malloc-trim", daemon=True).start()
+            threading.Thread(target=give_memory_back, name="malloc-trim", daemon=True).start()
         elif parts.get("retune"):
             from .vad import Endpointer
 
@@ -363,57 +363,4 @@ class Daemon:
 
     def status(self) -> dict:
         """Everything the status page and `voiced status` show, as plain JSON types."""
-        snap, now = self.owner.snapshot, time.monotonic()
-        alive, why = self.alive()
-        ready, ready_why = self.ready()
-        mic = snap.mic
-        return {
-            "state": snap.state.value,
-            "status_line": snap.status_line,
-            "alive": alive, "alive_reason": why, "ready": ready, "ready_reason": ready_why,
-            "uptime_s": round(now - self.started_at, 1),
-            "input": {"device": mic.device, "ok": mic.ok, "detail": mic.detail, "started": mic.started,
-                      "last_frame_age_s": round(mic.last_frame_age_s, 2) if mic.last_frame_age_s < 1e9 else None,
-                      "reopens": mic.reopens},
-            "output": {"device": str(self.settings.audio.output_device), "ok": self.playback.ok,
-                       "detail": self.playback.detail},
-            "wake_words": list(self.settings.wake.models),
-            "engines": {role: {"name": e.info.name, "device": e.info.device, "model": e.info.model,
-                               "source": e.info.source, "notes": list(e.info.notes), "recovery": e.state}
-                        for role, e in (("stt", self.stt), ("tts", self.tts)) if e is not None and e.info is not None},
-            "gpu": self.gpu.vram(),
-            "phrase_cache": self.phrases.stats(),
-            "wyoming": wyoming_status(self),
-            "counts": self.stats.counts_copy(),
-            "latency": self.stats.latency(),
-            "turns": [turn_json(t) for t in snap.turns[-20:]],
-        }
-
-
-def _give_memory_back() -> None:
-    """The replaced models' memory goes back to the system, not to glibc's free lists."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):   # not glibc
-        pass
-
-
-def _models_of(wake) -> tuple:
-    """What a wake detector loads: a change here needs new models, anything else is tuning."""
-    return (wake.engine, wake.wyoming_uri, tuple(wake.models))
-
-
-def retune(detector, wake) -> None:
-    """New thresholds and timings for a loaded detector (local, or a remote one's fallback)."""
-    for d in (detector, getattr(detector, "local", None)):
-        if d is not None and hasattr(d, "settings"):
-            d.settings = wake
-
-
-def turn_json(turn) -> dict:
-    return {"id": turn.id, "trigger": turn.trigger, "time": turn.started, "transcript": turn.transcript,
-            "reply": turn.reply, "outcome": turn.outcome, "timings": turn.durations()}
+        return status_report(self)

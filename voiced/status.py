@@ -1,0 +1,41 @@
+"""What the status page, `voiced status` and /metrics show: the owner's snapshot plus the
+engines, devices and figures, as plain JSON types."""
+from __future__ import annotations
+
+import time
+
+from .wyoming.server import wyoming_status
+
+
+def status_report(daemon) -> dict:
+    """Everything the status page and `voiced status` show."""
+    snap, now = daemon.owner.snapshot, time.monotonic()
+    alive, why = daemon.alive()
+    ready, ready_why = daemon.ready()
+    mic = snap.mic
+    return {
+        "state": snap.state.value,
+        "status_line": snap.status_line,
+        "alive": alive, "alive_reason": why, "ready": ready, "ready_reason": ready_why,
+        "uptime_s": round(now - daemon.started_at, 1),
+        "input": {"device": mic.device, "ok": mic.ok, "detail": mic.detail, "started": mic.started,
+                  "last_frame_age_s": round(mic.last_frame_age_s, 2) if mic.last_frame_age_s < 1e9 else None,
+                  "reopens": mic.reopens},
+        "output": {"device": str(daemon.settings.audio.output_device), "ok": daemon.playback.ok,
+                   "detail": daemon.playback.detail},
+        "wake_words": list(daemon.settings.wake.models),
+        "engines": {role: {"name": e.info.name, "device": e.info.device, "model": e.info.model,
+                           "source": e.info.source, "notes": list(e.info.notes), "recovery": e.state}
+                    for role, e in (("stt", daemon.stt), ("tts", daemon.tts)) if e is not None and e.info is not None},
+        "gpu": daemon.gpu.vram(),
+        "phrase_cache": daemon.phrases.stats(),
+        "wyoming": wyoming_status(daemon),
+        "counts": daemon.stats.counts_copy(),
+        "latency": daemon.stats.latency(),
+        "turns": [turn_json(t) for t in snap.turns[-20:]],
+    }
+
+
+def turn_json(turn) -> dict:
+    return {"id": turn.id, "trigger": turn.trigger, "time": turn.started, "transcript": turn.transcript,
+            "reply": turn.reply, "outcome": turn.outcome, "timings": turn.durations()}
