@@ -299,3 +299,27 @@ def test_stop_in_any_state_ends_cleanly(web_daemon, pulse, state, caplog):
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, errors
     print(f"stop in {state}: {took * 1000:.0f} ms")
+
+
+@pytest.mark.parametrize("after_s", [0.2, 1.0, 2.5])
+def test_sigterm_while_starting_exits_0_within_3_s(tmp_path, after_s):
+    """SIGTERM while Python imports voiced or the models load: exit 0 within 3 s (the old
+    daemon waited for the models; interpreter teardown under a loading thread aborted)."""
+    import os
+    import signal
+
+    env = {**os.environ, "VOICED_WEB__ENABLED": "false", "PULSE_SERVER": str(tmp_path / "none")}
+    proc = subprocess.Popen([sys.executable, "-m", "voiced", "run"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(after_s)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    took = time.monotonic() - t0
+    print(f"SIGTERM {after_s} s after start: exit {proc.returncode} in {took:.2f} s")
+    assert proc.returncode == 0 and took < 3.0, out[-2000:]
+    assert "Traceback" not in out, out[-2000:]

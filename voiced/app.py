@@ -73,6 +73,7 @@ class Daemon:
         self.hotkey = None
         self.wyoming = None                        # [wyoming] server, started after the models load
         self.loaded = False
+        self._loader: threading.Thread | None = None
         self.started_at = time.monotonic()
         self._halt = threading.Event()             # ends the background threads at shutdown
         self.watchdog = Watchdog(self.notifier, self.alive, self.notifier.watchdog_interval())
@@ -128,10 +129,16 @@ class Daemon:
                         "models (%s); the wake word is muted while voiced speaks", exc)
             return None
 
+    @property
+    def loading(self) -> bool:
+        """The start-up loader is still at work (loading models, opening devices)."""
+        return self._loader is not None and self._loader.is_alive()
+
     def run(self, mic: bool = True) -> None:
         """Run the owner on this thread until stop(): load (on a loader thread, so a SIGTERM
         while the models load is heard at once), open the devices, then serve."""
-        threading.Thread(target=self._start, args=(mic,), name="loader", daemon=True).start()
+        self._loader = threading.Thread(target=self._start, args=(mic,), name="loader", daemon=True)
+        self._loader.start()
         self.owner.run()
         if self.owner.load_error is not None:
             raise self.owner.load_error

@@ -36,7 +36,14 @@ def install_signal_handlers(daemon) -> None:
     signal.signal(signal.SIGHUP, lambda _s, _f: daemon.request_reload())
 
 
+def _stop_before_start(_signum, _frame):
+    """SIGTERM before the daemon exists (while Python imports it): nothing to clean up."""
+    raise SystemExit(0)
+
+
 def cmd_run(args) -> int:
+    signal.signal(signal.SIGTERM, _stop_before_start)
+    signal.signal(signal.SIGINT, _stop_before_start)
     from .app import Daemon
 
     settings = _settings(args)
@@ -60,6 +67,12 @@ def cmd_run(args) -> int:
             web.stop(timeout=1.0)
         daemon.shutdown()
     log.info("voiced stopped")
+    if daemon.loading:
+        # Stopped while the models were still loading: native code (onnxruntime, CTranslate2,
+        # torch) is mid-load on the loader thread, and interpreter teardown under it aborts.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
     return 0
 
 
