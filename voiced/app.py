@@ -238,7 +238,8 @@ class Daemon:
             old_wake = self.wake
             self.wake, self.echo, self.endpointer = parts["wake"], parts["echo"], parts["endpointer"]
             self.playback.observer = self.echo
-            getattr(old_wake, "close", lambda: None)()   # a remote detector's connection thread
+            if hasattr(old_wake, "close"):   # a remote detector's connection thread: joined off the owner
+                threading.Thread(target=old_wake.close, name="wake-close", daemon=True).start()
             del old_wake
             threading.Thread(target=give_memory_back, name="malloc-trim", daemon=True).start()
         elif parts.get("retune"):
