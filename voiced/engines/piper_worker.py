@@ -103,9 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         voice = load_voice(args.model, args.config, args.threads)
     except Exception as exc:  # noqa: BLE001 - reported to the engine, which decides
-        write(ERROR, f"cannot load piper voice {args.model}: {type(exc).__name__}: {exc}".encode())
+        try:
+            write(ERROR, f"cannot load piper voice {args.model}: {type(exc).__name__}: {exc}".encode())
+        except BrokenPipeError:
+            pass
         return 1
-    write(READY, json.dumps({"sample_rate": voice.config.sample_rate, "voice": args.model}).encode())
+    try:
+        write(READY, json.dumps({"sample_rate": voice.config.sample_rate, "voice": args.model}).encode())
+    except BrokenPipeError:               # the daemon stopped while this voice loaded
+        return 0
     stdin = LineReader(0)
     try:
         while line := stdin.readline():
