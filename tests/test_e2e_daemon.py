@@ -161,8 +161,8 @@ def assert_time_spoken(audio: np.ndarray, whisper_stt, asked: dt.datetime) -> st
     heard = whisper_stt.transcribe(resample(audio[int(start * REC_RATE): int(end * REC_RATE) + REC_RATE // 4],
                                             REC_RATE, 16_000)).text
     print("reply heard from the speaker:", heard, file=sys.stderr)
-    # Whisper writes the spoken time as "2:43", "2.43", "2 43" or "243".
-    m = re.search(r"(?<!\d)(\d{1,2})[:. ]?(\d{2})(?!\d)", heard)
+    # Whisper writes the spoken time as "2:43", "2.43", "2 43", "243", "7-11" or "7, 12".
+    m = re.search(r"(?<!\d)(\d{1,2})(?:[:.\-]|,? )?(\d{2})(?!\d)", heard)
     assert m, f"no time in the spoken reply {heard!r}"
     said = int(m.group(1)) % 12 * 60 + int(m.group(2))
     now = (asked.hour % 12) * 60 + asked.minute
