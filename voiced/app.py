@@ -331,7 +331,7 @@ class Daemon:
         self.owner.post(msg)
         return msg.box.wait(ANSWER_S)
 
-    def begin_listening(self, trigger: str = "api", **_ignored) -> bool:
+    def begin_listening(self, trigger: str = "api") -> bool:
         """Start a listening turn now, as if the wake word had been heard; False if busy."""
         return bool(self._ask(m.Trigger(trigger)).get("accepted"))
 

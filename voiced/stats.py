@@ -36,14 +36,11 @@ class TurnStats:
         with self._lock:
             self._counts[name] += n
 
-    def counts_copy(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
     @property
     def counts(self) -> dict[str, int]:
-        """A copy: read-only use (status, tests)."""
-        return self.counts_copy()
+        """A copy, taken under the lock (status, tests)."""
+        with self._lock:
+            return dict(self._counts)
 
     def latency(self) -> dict[str, dict[str, float]]:
         with self._lock:

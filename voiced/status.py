@@ -30,7 +30,7 @@ def status_report(daemon) -> dict:
         "gpu": daemon.gpu.vram(),
         "phrase_cache": daemon.phrases.stats(),
         "wyoming": wyoming_status(daemon),
-        "counts": daemon.stats.counts_copy(),
+        "counts": daemon.stats.counts,
         "latency": daemon.stats.latency(),
         "turns": [turn_json(t) for t in snap.turns[-20:]],
     }

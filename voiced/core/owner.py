@@ -202,7 +202,7 @@ class TurnOwner:
             return
         job, self.job = self.job, None
         ended = self._close_turn(msg.outcome)
-        if job is not None and getattr(job, "box", None) is not None:
+        if job is not None and job.box is not None:
             self._answer(job.box, self._result(ended, msg.result))
         if msg.failed:
             self.d.speaker.cue(self.d.earcons.failed())
@@ -283,7 +283,7 @@ class TurnOwner:
             job.cancel.set()
             self.d.speaker.stop(job.turn)
         ended = self._close_turn(reason)
-        if job is not None and getattr(job, "box", None) is not None:
+        if job is not None and job.box is not None:
             self._answer(job.box, self._result(ended, None))
 
     def in_follow_up(self) -> bool:
@@ -291,8 +291,7 @@ class TurnOwner:
         return self.pipeline.state == S.LISTENING and turn is not None and turn.trigger == "follow-up"
 
     def _start_job(self, target, *args, box=None) -> None:
-        job = TurnJob(self.pipeline.current.id, self.post)
-        job.box = box
+        job = TurnJob(self.pipeline.current.id, self.post, box=box)
         job.thread = threading.Thread(target=target, args=(job, *args), name=f"turn-{job.turn}", daemon=True)
         self.job = job
         job.thread.start()

@@ -35,6 +35,7 @@ class TurnJob:
     post: object                        # the owner's post()
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    box: object = None                  # the ReplyBox of a caller waiting for the result (uploads)
     done: bool = False
 
     def progress(self, state=None, mark: str = "", hung: bool | None = None, **fields) -> None:

@@ -86,14 +86,12 @@ class ReplyStore:
 
 def ready(daemon, busy_ok: bool = False) -> None:
     state = daemon.snapshot().state
-    if state in (S.STARTING, S.STOPPING):
-        raise ApiError(503, f"voiced is {state.value}")
-    if not busy_ok and state != S.IDLE:
-        raise ApiError(409, f"voiced is busy ({state.value}); try again when it is idle")
+    if state in (S.STARTING, S.STOPPING) or (not busy_ok and state != S.IDLE):
+        raise _busy(daemon)
 
 
 def _busy(daemon) -> ApiError:
-    """The owner refused a request: 503 while starting or stopping, else 409."""
+    """A request that will not be served now: 503 while starting or stopping, else 409."""
     state = daemon.snapshot().state
     if state in (S.STARTING, S.STOPPING):
         return ApiError(503, f"voiced is {state.value}")
