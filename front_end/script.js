@@ -154,7 +154,7 @@ function showStatus(st) {
   const c = st.counts || {};
   card("card-daemon", st.alive, st.alive ? `up ${duration(st.uptime_s)}` : "NOT ALIVE",
        `${c.turns || 0} turns, ${c.errors || 0} errors, ${c.recoveries || 0} recoveries · wake: ${st.wake_words.join(", ")}` +
-       (st.alive ? "" : ` · ${st.alive_reason}`));
+       (st.alive ? "" : ` · ${st.alive_reason}`) + endOfTurn(st.end_of_turn));
   const rows = Object.entries(st.latency || {}).map(([stage, v]) => {
     const tr = el("tr");
     tr.append(el("td", "", stage), el("td", "", `${v.median_s.toFixed(2)} s`),
@@ -163,6 +163,13 @@ function showStatus(st) {
   });
   if (rows.length) $("latency").replaceChildren(...rows);
   for (const t of st.turns || []) if (!turns.has(t.id)) upsertTurn(t);
+}
+
+function endOfTurn(eot) {
+  if (!eot) return "";
+  const how = eot.mode === "semantic" ? `semantic (${eot.model})` : `silence${eot.detail ? ` (${eot.detail})` : ""}`;
+  const sp = eot.speculations;
+  return ` · end of turn: ${how}; early answers ${sp.used}/${sp.started} used`;
 }
 
 async function refreshStatus() {

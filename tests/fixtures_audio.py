@@ -79,3 +79,37 @@ def oww_dir() -> Path:
         pytest.fail("openWakeWord/Silero models could not be fetched (CI setup must run "
                     f"`voiced models fetch`): {result.detail}\n" + "\n".join(messages))
     return assets.assets_dir(settings)
+
+
+@pytest.fixture(scope="session")
+def smart_turn_model() -> Path:
+    """The Smart Turn v3.2 model, prepared by the project's own fetch (CI runs `voiced models fetch`)."""
+    from voiced.config import Settings
+    from voiced.models import smart_turn_assets as assets
+
+    settings = Settings()
+    messages: list[str] = []
+    result = assets.fetch(settings, messages.append)
+    path = assets.smart_turn_path(settings)
+    if not result.ready or path is None:
+        pytest.fail(f"Smart Turn model could not be fetched: {result.detail}\n" + "\n".join(messages))
+    return path
+
+
+def silero_segments(audio: np.ndarray, vad_path: Path, bridge_s: float = 0.5) -> list[tuple[float, float]]:
+    """(start, end) seconds of speech (int16 at 16 kHz) by Silero VAD, gaps under bridge_s bridged."""
+    from voiced.vad import SileroVad
+
+    vad = SileroVad(vad_path)
+    win = SileroVad.WINDOW
+    speech = [vad.probability(audio[i:i + win]) > 0.5 for i in range(0, len(audio) - win + 1, win)]
+    segments: list[list[float]] = []
+    for i, is_speech in enumerate(speech):
+        if not is_speech:
+            continue
+        start, end = i * win / RATE, (i + 1) * win / RATE
+        if segments and start - segments[-1][1] < bridge_s:
+            segments[-1][1] = end
+        else:
+            segments.append([start, end])
+    return [(s, e) for s, e in segments]

@@ -28,6 +28,7 @@ from .core.health import Snapshot, liveness, readiness
 from .core.observers import Observers
 from .core.owner import TurnOwner
 from .core.reload import give_memory_back, models_of, retune
+from .end_of_turn import load_turn_model as turn_model
 from .engines.base import Transcript, VoiceStyle
 from .engines.phrase_cache import PhraseCache
 from .engines.build import recovering_stt, recovering_tts, reprobe_forever
@@ -110,7 +111,8 @@ class Daemon:
         from .vad import Endpointer, make_vad
 
         wake = make_wake_detector(settings)   # openWakeWord here, or a remote Wyoming service
-        return wake, self._echo_guard(settings), Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad)
+        return wake, self._echo_guard(settings), Endpointer(make_vad(settings.vad, assets_dir(settings)), settings.vad,
+                                                            turn_model=turn_model(settings))
 
     @staticmethod
     def _echo_guard(settings: Settings):
@@ -219,6 +221,8 @@ class Daemon:
                     from .models.openwakeword_assets import assets_dir
                     from .vad import make_vad
                     parts["vad"] = make_vad(new.vad, assets_dir(new))
+                if (new.vad.end_of_turn, new.vad.smart_turn_model) != (old.vad.end_of_turn, old.vad.smart_turn_model):
+                    parts["turn_model"] = turn_model(new)
                 if new.wake.barge_in and self.echo is None:
                     parts["echo"] = self._echo_guard(new)
             if new.responder != old.responder:
@@ -254,7 +258,8 @@ class Daemon:
                 self.echo.threshold, self.echo.window_s = settings.wake.echo_threshold, settings.wake.echo_window_s
                 retune(self.echo.detector, settings.wake)
             self.playback.observer = self.echo
-            self.endpointer = Endpointer(parts.get("vad", self.endpointer.vad), settings.vad)
+            self.endpointer = Endpointer(parts.get("vad", self.endpointer.vad), settings.vad,
+                                         turn_model=parts.get("turn_model", self.endpointer.turn_model))
         if "responder" in parts:
             self.responder = parts["responder"]
         if settings.hotkey != old.hotkey:

@@ -96,7 +96,8 @@ def cmd_models(args) -> int:
         return 0
     rows = fetch_all(settings) if args.action == "fetch" else status_all(settings)
     print_table(rows, models_dir(settings))
-    return 0 if all(r.ready or r.name.startswith("tts-chatterbox") for r in rows) else 1
+    optional = {"smart-turn"} if settings.vad.end_of_turn == "silence" else set()
+    return 0 if all(r.ready or r.name.startswith("tts-chatterbox") or r.name in optional for r in rows) else 1
 
 
 def cmd_transcribe(args) -> int:

@@ -94,8 +94,16 @@ class WakeSettings(Section):
 class VadSettings(Section):
     engine: Literal["silero", "energy"] = "silero"
     threshold: float = Field(0.5, gt=0, lt=1)
-    silence_s: float = Field(0.8, gt=0, le=10)        # trailing silence that ends a request
-    early_transcribe_s: float = Field(0.3, ge=0, le=10)  # start Whisper at a pause this long (0: off)
+    # "semantic": the end-of-turn model (Smart Turn) decides at each pause of pause_s whether the
+    # speaker is done; "silence": a fixed silence_s of silence ends the request.
+    end_of_turn: Literal["semantic", "silence"] = "semantic"
+    pause_s: float = Field(0.2, gt=0, le=5)            # semantic: ask the model at a pause this long
+    turn_threshold: float = Field(0.5, gt=0, lt=1)     # semantic: p(complete) at or above ends the turn
+    incomplete_silence_s: float = Field(2.0, gt=0, le=10)   # semantic: "not done" waits at most this
+    smart_turn_model: str = ""                          # "" = the fetched Smart Turn v3.2, else a path
+    silence_s: float = Field(0.8, gt=0, le=10)        # silence mode: trailing silence that ends a request
+    early_transcribe_s: float = Field(0.3, ge=0, le=10)  # start the answer at a pause this long (0: off)
+    speculate: bool = True   # at that pause, also prepare the reply and its first sentence of speech
     max_s: float = Field(15.0, gt=0, le=120)           # hard cap on one request
     no_speech_timeout_s: float = Field(4.0, gt=0, le=60)
     preroll_s: float = Field(0.3, ge=0, le=3)
@@ -154,6 +162,9 @@ class ResponderSettings(Section):
     openai_api_key: str = ""
     system_prompt: str = "You are a helpful voice assistant. Answer in one to three short spoken sentences."
     max_reply_chars: int = Field(600, ge=20)
+    # A command may act (lights, timers): it is run before the turn is over (speculation)
+    # only if you say it has no side effects.
+    command_side_effect_free: bool = False
 
 
 class TtsSettings(Section):

@@ -31,9 +31,25 @@ def status_report(daemon) -> dict:
         "phrase_cache": daemon.phrases.stats(),
         "wyoming": wyoming_status(daemon),
         "counts": daemon.stats.counts,
+        "end_of_turn": end_of_turn_status(daemon),
         "latency": daemon.stats.latency(),
         "turns": [turn_json(t) for t in snap.turns[-20:]],
     }
+
+
+def end_of_turn_status(daemon) -> dict:
+    """How requests end now (the configured mode may have fallen back to silence) and what
+    became of the answers started at pauses."""
+    ep, v, counts = daemon.endpointer, daemon.settings.vad, daemon.stats.counts
+    semantic = ep is not None and ep.semantic
+    detail = ""
+    if v.end_of_turn == "semantic" and not semantic:
+        detail = (f"model failed: {ep.model_error}" if ep is not None and ep.model_error
+                  else "Smart Turn model missing: run `voiced models fetch`")
+    return {"mode": "semantic" if semantic else "silence", "configured": v.end_of_turn,
+            "model": ep.turn_model.name if semantic else None, "detail": detail,
+            "speculations": {r: counts.get(f"speculations_{r}", 0) for r in ("started", "used", "discarded")},
+            "decided_by": {b: counts.get(f"end_of_turn_{b}", 0) for b in ("model", "silence")}}
 
 
 def turn_json(turn) -> dict:

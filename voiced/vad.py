@@ -3,6 +3,15 @@
 A VAD turns each 80 ms frame (16 kHz int16) into a speech probability; the Endpointer turns
 those into events. Every timer counts samples fed (audio time), never wall time, so the same
 recording always ends at the same place. End of speech = decision time - silence hangover.
+
+Two ways to decide that a request is over ([vad] end_of_turn):
+- "silence": silence_s of silence after speech. Simple, but a speaker who pauses to think
+  ("set a timer for... ten minutes") is cut off, and every answer waits silence_s.
+- "semantic": at each pause of pause_s the end-of-turn model (end_of_turn.py, Smart Turn)
+  hears the request so far and says whether it sounds finished; "complete" ends it at once,
+  "not done" waits for more speech or incomplete_silence_s of silence. The model call is part
+  of the decision, so it runs here, synchronously (~25 ms, once per pause): the same
+  recording still always ends at the same place.
 """
 from __future__ import annotations
 
@@ -133,7 +142,7 @@ def make_vad(settings: VadSettings, models_path: Path) -> Vad:
 
 class EndpointKind(str, Enum):
     SPEECH_STARTED = "speech_started"
-    END = "end"                  # speech, then silence_s of silence
+    END = "end"                  # speech, then the end of the turn (model or silence)
     NO_SPEECH = "no_speech"      # nothing said within no_speech_timeout_s
     MAX_LENGTH = "max_length"    # request reached max_s
 
@@ -149,10 +158,21 @@ class EndpointEvent:
     speech_start_s: float | None = None  # start of the first speech frame, if any
     speech_end_s: float | None = None    # end of the last speech frame, if any
     hangover_s: float = 0.0              # trailing silence counted before the decision
+    by: str = ""                         # END: "model" (it said complete) or "silence" (timed out)
+    turn_probability: float | None = None   # the model's last p(complete), if it was asked
 
     @property
     def terminal(self) -> bool:
         return self.kind.terminal
+
+
+@dataclass(frozen=True)
+class TurnJudgement:
+    """One ask of the end-of-turn model, at a pause."""
+    at_s: float            # audio time of the ask (since start())
+    speech_end_s: float    # the pause began here
+    probability: float
+    ms: float              # how long the model took
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,12 +196,18 @@ class Endpointer:
     """Decides where a request ends. Call start() after a trigger, then process() per frame."""
 
     def __init__(self, vad: Vad, settings: VadSettings, sample_rate: int = SAMPLE_RATE,
-                 min_speech_s: float = 0.15, hysteresis: float = 0.15):
+                 min_speech_s: float = 0.15, hysteresis: float = 0.15, turn_model=None):
         self.vad, self.settings, self.rate = vad, settings, sample_rate
         self._min_speech = max(1, round(min_speech_s * sample_rate))
         # Once speaking, a weaker score still counts as speech (Silero's own neg_threshold rule).
         self._stay_threshold = max(settings.threshold - hysteresis, 0.01)
         self._silence_needed = round(settings.silence_s * sample_rate)
+        # The end-of-turn model (probability(audio) -> p complete), when semantic mode has one.
+        self.turn_model = turn_model
+        self.semantic = settings.end_of_turn == "semantic" and turn_model is not None
+        self._pause = round(settings.pause_s * sample_rate)
+        self._incomplete_silence = round(settings.incomplete_silence_s * sample_rate)
+        self.model_error: str | None = None
         self._no_speech_limit = round(settings.no_speech_timeout_s * sample_rate)
         self._max_samples = round(settings.max_s * sample_rate)
         self.active = False
@@ -197,6 +223,7 @@ class Endpointer:
         self._silence = 0                  # consecutive non-speech samples (after speech)
         self.last_probability = 0.0
         self.final_event: EndpointEvent | None = None
+        self.judgements: list[TurnJudgement] = []   # the model's verdicts in this request
 
     def start(self, preroll: np.ndarray | None = None, no_speech_timeout_s: float | None = None) -> None:
         """Begin a request. `preroll` (audio before the trigger) is kept but not end-pointed:
@@ -268,8 +295,14 @@ class Endpointer:
             self._speech_end, self._silence = self._elapsed, 0
         else:
             self._silence += len(audio)
-            if self._silence >= self._silence_needed:
-                return self._finish(EndpointKind.END)
+            if self.semantic:
+                judged = self.judgements and self.judgements[-1].speech_end_s == self._speech_end / self.rate
+                if not judged and self._silence >= self._pause and self._judge() >= self.settings.turn_threshold:
+                    return self._finish(EndpointKind.END, by="model")
+                if self.semantic and self._silence >= self._incomplete_silence:
+                    return self._finish(EndpointKind.END, by="silence")
+            if not self.semantic and self._silence >= self._silence_needed:
+                return self._finish(EndpointKind.END, by="silence")
 
         if self._elapsed >= self._max_samples:
             return self._finish(EndpointKind.MAX_LENGTH)
@@ -277,15 +310,37 @@ class Endpointer:
             return self._finish(EndpointKind.NO_SPEECH)
         return event
 
-    def _event(self, kind: EndpointKind) -> EndpointEvent:
+    def _judge(self) -> float:
+        """Ask the end-of-turn model about the request so far (its last 8 s are what it hears).
+        A model that fails turns semantic mode off for this end-pointer: silence_s decides."""
+        keep = 8 * self.rate
+        tail, n = [], 0
+        for chunk in reversed(self._chunks):
+            tail.append(chunk)
+            n += len(chunk)
+            if n >= keep:
+                break
+        started = time.perf_counter()
+        try:
+            p = float(self.turn_model.probability(np.concatenate(tail[::-1])[-keep:]))
+        except Exception as exc:  # noqa: BLE001 - a broken model must not end the listening
+            self.model_error = f"{type(exc).__name__}: {exc}"
+            self.semantic = False
+            return 0.0
+        self.judgements.append(TurnJudgement(self._elapsed / self.rate, self._speech_end / self.rate, p,
+                                             (time.perf_counter() - started) * 1000))
+        return p
+
+    def _event(self, kind: EndpointKind, by: str = "") -> EndpointEvent:
         s = self.rate
         return EndpointEvent(
             kind, self._elapsed / s,
             None if self._speech_start is None else self._speech_start / s,
             None if self._speech_end is None else self._speech_end / s,
-            self._silence / s if self._speech_start is not None else 0.0)
+            self._silence / s if self._speech_start is not None else 0.0,
+            by, self.judgements[-1].probability if self.judgements else None)
 
-    def _finish(self, kind: EndpointKind) -> EndpointEvent:
+    def _finish(self, kind: EndpointKind, by: str = "") -> EndpointEvent:
         self.active = False
-        self.final_event = self._event(kind)
+        self.final_event = self._event(kind, by)
         return self.final_event

@@ -1,20 +1,20 @@
 """The listening half of the owner: what one 80 ms microphone frame means in each state.
 
 Wake word (and barge-in by it while voiced speaks), end-pointing of a request, push-to-talk
-frames, the pre-roll and early transcription. Runs on the owner's thread only, so nothing
-here races; it never blocks (Whisper at a pause runs on its own thread, early_stt.py). It
+frames, the pre-roll and speculation. Runs on the owner's thread only, so nothing here races;
+it never waits on a model except the end-of-turn model's ~25 ms at a pause (vad.py: it is
+the decision). The answer prepared at a pause runs on its own thread (speculation.py). It
 decides nothing about the turn itself: it asks the owner to begin or finish one.
 """
 from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 
 import numpy as np
 
 from ..audio.preroll import PreRoll
-from ..early_stt import EarlyTranscript
+from .speculation import Speculation
 
 log = logging.getLogger("voiced.app")
 RATE = 16_000
@@ -32,7 +32,8 @@ class Listener:
         self._gate_was_closed = False
         self._barge_turn = -1
         self.ptt: list[np.ndarray] | None = None   # push-to-talk: frames recorded while held
-        self.early: EarlyTranscript | None = None  # a transcription started at a pause
+        self.early: Speculation | None = None      # the answer started at a pause
+        self._model_error_logged = False
 
     def reloaded(self) -> None:
         if self.preroll.max_samples != round(self.d.settings.vad.preroll_s * RATE):
@@ -42,7 +43,7 @@ class Listener:
     def begin(self, trigger: str, skip_s: float, wait_s: float | None, use_preroll: bool) -> None:
         """The owner claimed a listening turn: start the end-pointer (with the pre-roll for
         a key or API trigger, so a word spoken with the press is not clipped)."""
-        self.early = None
+        self.discard()
         self.ptt = None
         self._skip_frames = round(skip_s * 1000 / self.d.settings.audio.chunk_ms)
         pre = self.preroll.audio() if use_preroll else None
@@ -121,15 +122,21 @@ class Listener:
         if self._skip_frames > 0:
             self._skip_frames -= 1
             return
-        result = self.d.endpointer.feed(frame)
+        ep = self.d.endpointer
+        result = ep.feed(frame)
+        if ep.model_error and not self._model_error_logged:
+            self._model_error_logged = True
+            log.error("end-of-turn model failed (%s): turns end after [vad] silence_s = %.1f s of silence "
+                      "until the config is reloaded or voiced restarts", ep.model_error, self.d.settings.vad.silence_s)
         if result is None:
-            self._maybe_transcribe_early()
+            self._maybe_speculate()
             return
         if result.kind == "no_speech":
             follow_up = self.owner.in_follow_up()
             self.owner.end_turn("follow-up window closed" if follow_up else "no speech",
                                 failed=not follow_up)   # a wake with nothing after it: a false wake
             return
+        self._log_end_of_turn(result.event)
         # End of speech happened `hangover` before the VAD could be sure of it.
         self._finish(result.audio, result.samples_since_speech_end / RATE, result.event.speech_end_s)
 
@@ -141,19 +148,52 @@ class Listener:
         """Toggle hotkey, second press: the request is what was recorded so far."""
         self._finish(self.d.endpointer.audio())
 
-    def _maybe_transcribe_early(self) -> None:
-        """At a pause, start Whisper on the speech so far (see early_stt.py); one job at a time."""
-        early_s, ep = self.d.settings.vad.early_transcribe_s, self.d.endpointer
-        if early_s <= 0 or early_s >= self.d.settings.vad.silence_s or not ep.speech_heard or ep.silence_s < early_s:
+    def _maybe_speculate(self) -> None:
+        """At a pause, start the answer on the speech so far (speculation.py); one at a time."""
+        v, ep = self.d.settings.vad, self.d.endpointer
+        if v.early_transcribe_s <= 0 or not ep.speech_heard:
             return
-        if self.early is not None and (self.early.key == ep.speech_end_s or self.early.running):
+        start_s = v.pause_s if ep.semantic else v.early_transcribe_s
+        if (not ep.semantic and start_s >= v.silence_s) or ep.silence_s < start_s:
             return
-        self.early = EarlyTranscript(ep.speech_end_s, partial(self.d.transcribe_request, ep.audio()))
+        if self.early is not None:
+            if self.early.key == ep.speech_end_s:
+                return
+            if self.early.running:          # the speaker went on: stop it; start anew once it is done
+                self.discard()
+                return
+            self.discard()
+        answer = v.speculate and getattr(self.d.responder, "side_effect_free", False)
+        self.early = Speculation(ep.speech_end_s, ep.audio(), self.d, answer)
+        self.d.stats.count("speculations_started")
+
+    def discard(self) -> None:
+        """The answer prepared at a pause is not wanted (more speech came, the turn ended)."""
+        early, self.early = self.early, None
+        if early is not None and not early.cancel.is_set():
+            early.cancel.set()
+            self.d.stats.count("speculations_discarded")
+
+    def _log_end_of_turn(self, event) -> None:
+        ep = self.d.endpointer
+        if event.by:
+            self.d.stats.count(f"end_of_turn_{event.by}")
+        for j in ep.judgements[:-1] if event.by == "model" else ep.judgements:
+            log.info("pause at %.2f s: sounds unfinished (p=%.2f, %.0f ms), listening on", j.speech_end_s,
+                     j.probability, j.ms)
+        if event.by == "model":
+            j = ep.judgements[-1]
+            log.info("end of turn: sounds finished (p=%.2f, %.0f ms) after a %.2f s pause", j.probability, j.ms,
+                     event.hangover_s)
+        elif event.kind.value == "end":
+            log.info("end of turn: %.2f s of silence", event.hangover_s)
 
     def _finish(self, pcm: np.ndarray, lag_s: float = 0.0, speech_end_s: float | None = None) -> None:
-        early, self.early = self.early, None
+        early = self.early
         if early is not None and (speech_end_s is None or early.key != speech_end_s):
-            early = None                  # the speaker went on after that pause: stale
+            self.discard()                # the speaker went on after that pause: stale
+            early = None
+        self.early = None
         if early is not None:
             early.decided_at = time.monotonic()
         self.owner.recorded(pcm, lag_s, early)

@@ -301,6 +301,7 @@ class TurnOwner:
         if self.pipeline.state != S.STOPPING:
             self._to(S.IDLE)
         self.listener.ptt = None
+        self.listener.discard()
         self.d.wake.reset()   # its buffer holds the request (or the reply's echo), not a wake word
         return turn
 

@@ -95,16 +95,21 @@ class TurnWorker:
         except Ended:
             return
         job.progress(S.SPEAKING)
-        played = self.d.speaker.play(self.speech(job, reply.text, reply.style), tag=job.turn,
-                                     on_first_audio=lambda: job.progress(mark="first_audio"))
+        if early is not None and early.answered and early.reply is reply:
+            # Prepared at the pause: its first sentence plays now, the rest is made meanwhile.
+            audio = self._held_then(job, early)
+        else:
+            audio = self.speech(job, reply.text, reply.style)
+        played = self.d.speaker.play(audio, tag=job.turn, on_first_audio=lambda: job.progress(mark="first_audio"))
         outcome = _played_outcome(played, "answered")
         job.finish(outcome, follow_up=wants_follow_up(self.d.settings.conversation.follow_up_s, outcome,
                                                       played.ok, played.cut))
 
     def understand(self, job: TurnJob, pcm: np.ndarray, early=None):
-        """Quality check, STT, cancel phrases and the responder; raises Ended if nothing to answer."""
+        """Quality check, STT, cancel phrases and the responder; raises Ended if nothing to answer.
+        `early`: the Speculation started at the turn's last pause, whose work is used if it did it."""
         d = self.d
-        transcript = self._early_transcript(job, early) if early is not None else None
+        transcript = self._speculated(job, early) if early is not None else None
         if transcript is None:
             audio, why = d.prepare_request(pcm)
             if audio is None:
@@ -125,13 +130,16 @@ class TurnWorker:
         if job.cancel.is_set():
             raise Ended
         job.progress(S.THINKING)
-        reply = self._bounded(job, "respond", lambda: d.responder.respond(transcript.text, d.context),
-                              d.settings.responder.timeout_s + RESPOND_MARGIN_S)
+        if early is not None and early.answered and early.transcript is transcript:
+            reply = early.reply
+        else:
+            reply = self._bounded(job, "respond", lambda: d.responder.respond(transcript.text, d.context),
+                                  d.settings.responder.timeout_s + RESPOND_MARGIN_S)
+            text, style = hints.styled(reply.text, d.voices, d.settings.voices)
+            if style is not None:
+                reply = replace(reply, text=text, style=style)
         if reply.note:
             log.info("responder %s: %s", reply.source, reply.note)
-        text, style = hints.styled(reply.text, d.voices, d.settings.voices)
-        if style is not None:
-            reply = replace(reply, text=text, style=style)
         job.progress(mark="reply", reply=reply.text)
         d.events.publish("reply", text=reply.text, source=reply.source, turn=job.turn)
         d.context.history.append((transcript.text, reply.text))
@@ -171,16 +179,31 @@ class TurnWorker:
         job.progress(hung=False)
         return result
 
-    def _early_transcript(self, job: TurnJob, early) -> Transcript | None:
-        try:
-            transcript = self._bounded(job, "stt", early.result, self.d.settings.watchdog.stt_timeout_s)
-        except EngineError as exc:
-            log.info("early transcription failed (%s); transcribing the whole request", exc)
+    def _speculated(self, job: TurnJob, early) -> Transcript | None:
+        """The transcript of the work started at the pause (None: transcribe the request anew).
+        Its wait is bounded like the stages it runs."""
+        d, w = self.d, self.d.settings.watchdog
+        bound = w.stt_timeout_s + d.settings.responder.timeout_s + RESPOND_MARGIN_S + w.tts_chunk_timeout_s
+
+        def wait():
+            if not early.wait(bound):
+                raise StageTimeout("speculation", bound)
+        self._bounded(job, "stt", wait, bound + 1)
+        if early.transcript is None or (early.error is not None and not early.transcript):
+            why = early.error or "nothing worth transcribing"
+            log.info("the answer started at the pause has no transcript (%s); transcribing the whole request", why)
             return None
-        if transcript is not None:
-            log.info("transcribed at the pause: started %.2f s before the end-pointer decided, ready %.2f s after",
-                     early.decided_at - early.started, max(0.0, early.finished - early.decided_at))
-        return transcript
+        d.stats.count("speculations_used")
+        what = "answered" if early.answered else "transcribed"
+        log.info("%s at the pause: started %.2f s before the end of turn, ready %.2f s after", what,
+                 early.decided_at - early.started, max(0.0, early.finished - early.decided_at))
+        return early.transcript
+
+    def _held_then(self, job: TurnJob, early):
+        """The first sentence made at the pause, then the rest of the reply."""
+        yield from early.held
+        if early.rest and not job.cancel.is_set():
+            yield from self.speech(job, early.rest, early.reply.style)
 
     def _save_request(self, job: TurnJob, pcm: np.ndarray) -> None:
         from ..audio.decode import write_wav

@@ -11,9 +11,9 @@ log = logging.getLogger(__name__)
 
 
 def _modules():
-    from . import chatterbox, openwakeword_assets, whisper, whisper_fast
+    from . import chatterbox, openwakeword_assets, smart_turn_assets, whisper, whisper_fast
 
-    return [whisper, whisper_fast, openwakeword_assets, chatterbox]
+    return [whisper, whisper_fast, openwakeword_assets, smart_turn_assets, chatterbox]
 
 
 def _as_list(result) -> list[ModelStatus]:

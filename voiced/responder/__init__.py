@@ -12,7 +12,8 @@ def make_responder(settings: ResponderSettings) -> Responder:
     builtin = BuiltinResponder()
     if settings.kind == "command":
         from .command import CommandResponder
-        return CommandResponder(settings.command, settings.timeout_s, settings.max_reply_chars, builtin)
+        return CommandResponder(settings.command, settings.timeout_s, settings.max_reply_chars, builtin,
+                                settings.command_side_effect_free)
     if settings.kind == "openai":
         from .openai import OpenAIResponder
         return OpenAIResponder(settings, builtin)

@@ -23,5 +23,8 @@ class Context:
 
 class Responder(Protocol):
     name: str
+    # True when answering changes nothing in the world: then voiced may ask it before the turn
+    # is confirmed (speculation) and throw the reply away if the speaker goes on.
+    side_effect_free: bool
 
     def respond(self, transcript: str, context: Context) -> Reply: ...

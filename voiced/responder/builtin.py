@@ -23,6 +23,7 @@ def _spoken_time(now: dt.datetime) -> str:
 
 class BuiltinResponder:
     name = "builtin"
+    side_effect_free = True
 
     def __init__(self, clock: Callable[[], dt.datetime] = dt.datetime.now):
         self._clock = clock

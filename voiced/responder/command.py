@@ -13,8 +13,10 @@ log = logging.getLogger(__name__)
 class CommandResponder:
     name = "command"
 
-    def __init__(self, argv: tuple[str, ...], timeout_s: float, max_chars: int, fallback: BuiltinResponder):
+    def __init__(self, argv: tuple[str, ...], timeout_s: float, max_chars: int, fallback: BuiltinResponder,
+                 side_effect_free: bool = False):
         self.argv, self.timeout_s, self.max_chars, self.fallback = list(argv), timeout_s, max_chars, fallback
+        self.side_effect_free = side_effect_free   # the user's word: [responder] command_side_effect_free
 
     def respond(self, transcript: str, context: Context) -> Reply:
         try:

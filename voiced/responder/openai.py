@@ -16,6 +16,7 @@ HISTORY_TURNS = 6   # earlier exchanges sent along, so follow-up questions make 
 
 class OpenAIResponder:
     name = "openai"
+    side_effect_free = True   # it only answers; the conversation is kept by voiced
 
     def __init__(self, settings: ResponderSettings, fallback: BuiltinResponder):
         self.s, self.fallback = settings, fallback

@@ -78,6 +78,13 @@ def format_status(st: dict) -> str:
         sv, q = wyoming["server"], wyoming["server"]["queue"]
         row("wyoming", f"serving {sv['uri']}: {sv['clients']}/{sv['max_clients']} clients, {q['active']} in queue, "
                        f"{q['served']} served, {q['refused']} busy")
+    eot = st.get("end_of_turn")
+    if eot:
+        how = f"semantic ({eot['model']})" if eot["mode"] == "semantic" else f"silence ({eot['detail']})" \
+            if eot["detail"] else "silence"
+        sp = eot["speculations"]
+        row("end of turn", f"{how}; answers started at pauses: {sp['started']}, used {sp['used']}, "
+                           f"discarded {sp['discarded']}")
     c = st["counts"]
     row("turns", f"{c.get('turns', 0)} (errors {c.get('errors', 0)}, recoveries {c.get('recoveries', 0)})")
     if st["latency"]:

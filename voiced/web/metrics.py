@@ -58,6 +58,11 @@ class Metrics:
         metric("voiced_errors_total", "counter", "Turns that ended in an error.", [("", counts.get("errors", 0))])
         metric("voiced_recoveries_total", "counter", "Engine or device recoveries.",
                [("", counts.get("recoveries", 0))])
+        metric("voiced_speculations_total", "counter",
+               "Answers started at a pause before the end of the turn was confirmed, by what became of them.",
+               [(f'{{result="{r}"}}', counts.get(f"speculations_{r}", 0)) for r in ("started", "used", "discarded")])
+        metric("voiced_end_of_turn_total", "counter", "Requests ended, by what decided: the end-of-turn model or silence.",
+               [(f'{{by="{b}"}}', counts.get(f"end_of_turn_{b}", 0)) for b in ("model", "silence")])
         metric("voiced_input_reopens_total", "counter", "Times the microphone was reopened.",
                [("", status["input"].get("reopens", 0))])
         metric("voiced_input_ok", "gauge", "1 while the microphone delivers audio.", [("", int(status["input"]["ok"]))])
