@@ -78,3 +78,22 @@ def test_stt_bench_times_both_back_ends_and_the_naive_path(fast_whisper_settings
     rows = []
     _stt_rows(x, lambda what, s, unit="s", note="": rows.append(what))
     assert "stt 1s: transformers / faster-whisper" in rows
+
+
+def test_end_of_turn_cutoffs_on_real_speech(settings, smart_turn_model):
+    """The cut-off part of `voiced bench --parts turn` on the real recordings: each mode's
+    decisions are classified against the labelled pauses, and the curves are printed."""
+    from voiced.bench.end_of_turn import bench_cutoffs
+
+    r = bench_cutoffs(settings)
+    assert r["recordings"] and all(rec["seconds"] > 1 for rec in r["recordings"])
+    for family in ("silence", "semantic"):
+        for setting, c in r[family].items():
+            print(f"{family} {setting}: false cut-offs {c['false_cutoffs']}/{c['mid_sentence_pauses']}, "
+                  f"ends {c['ends_found']}/{c['sentence_ends']}, delay {c['end_delay_s']['median']}")
+            assert c["mid_sentence_pauses"] > 0 and c["ends_found"] >= 1, (family, setting, c)
+            assert 0 <= c["false_cutoffs"] and all(d for d in c["decisions"].values())
+    # A longer fixed silence cuts less and answers later: the curve is monotonic.
+    s = r["silence"]
+    assert s["0.5 s"]["false_cutoffs"] >= s["0.8 s"]["false_cutoffs"] >= s["1.2 s"]["false_cutoffs"]
+    assert r["semantic"]["p >= 0.5"]["model_ms"]["n"] > 0

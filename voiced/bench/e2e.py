@@ -151,7 +151,8 @@ class Daemon:
                 self.proc.wait()
 
 
-def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None, barge_trials: int = 3) -> dict:
+def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None, barge_trials: int = 3,
+              extra_env: dict | None = None) -> dict:
     pulse = _pulse_support()
     harness = pulse.PulseHarness().start()
     tmp = Path(tempfile.mkdtemp(prefix="voiced-bench-e2e-"))
@@ -162,7 +163,7 @@ def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None, ba
         # The harness's virtual devices are the server's defaults; no web port or keyboard is needed.
         env = {**os.environ, **harness.env, "VOICED_AUDIO__INPUT_DEVICE": "default",
                "VOICED_AUDIO__OUTPUT_DEVICE": "default", "VOICED_WEB__ENABLED": "false",
-               "VOICED_HOTKEY__ENABLED": "false"}
+               "VOICED_HOTKEY__ENABLED": "false", **(extra_env or {})}
         started = time.monotonic()
         daemon = Daemon(env, tmp, config)
         daemon.wait_for(r"listening for ", timeout=300)
@@ -205,6 +206,10 @@ def bench_e2e(settings, turns: int, idle_s: float, config: str | None = None, ba
             "daemon_idle_cpu_pct_of_one_core": summary(idle_cpu),
             "daemon_idle_rss_mb": rss,
             "per_turn": details, "daemon_turn_lines": outcomes,
+            "end_of_turn": {what: sum(what in line for line in daemon.lines)
+                            for what in ("sounds finished", "sounds unfinished", "of silence",
+                                         "answered at the pause", "transcribed at the pause")},
+            "vad_env": extra_env or {},
             "barge_in_stop_s": summary([b for b in barge_stop if b is not None]),
             "barge_in_daemon_stop_s": summary([t["daemon_stop_s"] for t in barge if t.get("daemon_stop_s") is not None]),
             "barge_in_trials": len(barge),

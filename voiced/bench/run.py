@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .common import Skip
 
-PARTS = ("wake", "vad", "stt", "tts", "e2e")
+PARTS = ("wake", "vad", "stt", "tts", "e2e", "turn")
 NOISE_NOTE = ("Numbers are noisy on a small shared CPU: compare the ratios (naive / voiced, measured "
               "side by side in the same run) more than the absolute figures.")
 
@@ -99,6 +99,9 @@ def _run_part(part, settings, p, chatterbox_random, config, tts_engines) -> dict
         return bench_stt(settings, p["stt"], p["stt_lengths"])
     if part == "tts":
         return _run_tts(settings, p, chatterbox_random, tts_engines)
+    if part == "turn":
+        from .end_of_turn import bench_cutoffs, bench_modes
+        return {"cutoffs": bench_cutoffs(settings), "modes": bench_modes(settings, p["e2e_turns"], 1, config)}
     from .e2e import bench_e2e
     return bench_e2e(settings, p["e2e_turns"], p["e2e_idle_s"], config)
 
@@ -196,6 +199,28 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
             add("e2e: daemon idle CPU (% of one core)", x["daemon_idle_cpu_pct_of_one_core"], "%")
             m = x["daemon_idle_rss_mb"]
             add("e2e: daemon idle RSS (+ children)", m["daemon_mb"], "MB", f"+{m['children_mb']} MB in {m['children']} child")
+        elif part == "turn":
+            rows += _turn_rows(x, add)
+    return rows
+
+
+def _turn_rows(x: dict, add) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    for family, curves in (("silence", x["cutoffs"]["silence"]), ("semantic", x["cutoffs"]["semantic"])):
+        for setting, c in curves.items():
+            add(f"end of turn {family} {setting}: delay after the last word", c["end_delay_s"],
+                note=f"false cut-offs {c['false_cutoffs']}/{c['mid_sentence_pauses']} mid-sentence pauses "
+                     f"({c['false_cutoff_pct']} %), {c['ends_found']}/{c['sentence_ends']} ends")
+    one = x["cutoffs"]["semantic"].get("p >= 0.5")
+    if one:
+        add("end of turn: Smart Turn per call", one["model_ms"], "ms")
+    for mode, e in x["modes"].items():
+        if "voice_to_voice_s" not in e:
+            rows.append((f"turn {mode}", "", "", e.get("skipped") or e.get("error", "?")))
+            continue
+        add(f"turn {mode}: voice-to-voice (mic -> speaker)", e["voice_to_voice_s"],
+            note=f"{e['answered']}/{e['turns']} answered; {e['end_of_turn']}")
+        add(f"turn {mode}: daemon idle CPU (% of one core)", e["daemon_idle_cpu_pct_of_one_core"], "%")
     return rows
 
 
