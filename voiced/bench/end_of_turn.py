@@ -22,6 +22,8 @@ from .common import RATE, TESTS, Skip, summary
 
 FRAME = 1280
 CORPUS = TESTS / "data" / "speech"
+THINK_S = 1.0     # a recording that stops mid-sentence gets this pause: the speaker thinking
+END_PAD_S = 2.5   # after a finished sentence: silence, long enough for every mode to decide
 # Each mode as [vad] settings; the e2e runs pass them as VOICED_VAD__* variables.
 MODES = {
     "silence 0.8 s": {"end_of_turn": "silence", "speculate": False},
@@ -33,38 +35,45 @@ SILENCES = (0.5, 0.8, 1.2)             # the fixed-silence curve
 
 
 def recordings() -> list[dict]:
-    """[{name, audio (int16), pauses: [(start, end, label)], last_word_s}] of real speech."""
+    """[{name, audio (int16, with the pause after it), pauses: [(start, end, label)], last_word_s}]
+    of real speech: tests/data/speech/manifest.json (scripts/label_pauses.py) or jfk alone.
+    A recording that stops mid-sentence ("He was not an ill-disposed young man,") is followed by
+    a THINK_S pause, labelled mid-sentence: ending the turn there cuts the speaker off."""
     import soundfile as sf
 
-    out = []
     manifest = CORPUS / "manifest.json"
-    entries = json.loads(manifest.read_text())["recordings"] if manifest.is_file() else []
-    if not any(Path(e["file"]).name.startswith("jfk") for e in entries):
-        entries.append(_jfk_entry())
+    entries = json.loads(manifest.read_text())["recordings"] if manifest.is_file() else [_jfk_entry()]
+    out = []
     for e in entries:
-        path = Path(e["file"])
-        path = path if path.is_absolute() else (CORPUS / path if (CORPUS / path).is_file() else TESTS / "data" / path)
+        path = (CORPUS / e["file"]).resolve()
         if not path.is_file():
             raise Skip(f"{path} is missing: run scripts/fetch_speech_samples.py")
         audio, rate = sf.read(path, dtype="int16")
         if rate != RATE or audio.ndim != 1:
             raise Skip(f"{path}: expected 16 kHz mono, got {rate} Hz, shape {audio.shape}")
         pauses = [(p["start"], p["end"], p["label"]) for p in e["pauses"]]
-        out.append({"name": path.name, "audio": audio, "pauses": pauses, "last_word_s": e["last_word_s"]})
+        end = e["speech_end_s"]
+        if e["ends"] == "mid_sentence":
+            audio = np.concatenate([audio[:int(end * RATE)], np.zeros(int(THINK_S * RATE), np.int16)])
+            pauses.append((end, end + THINK_S, "mid_sentence"))
+            last = float("inf")
+        else:
+            audio = np.concatenate([audio, np.zeros(int(END_PAD_S * RATE), np.int16)])
+            last = end
+        out.append({"name": path.name, "audio": audio, "pauses": pauses, "last_word_s": last})
     return out
 
 
 def _jfk_entry() -> dict:
     """jfk's three pauses are all inside its one sentence (found by Silero in the tests)."""
-    return {"file": "jfk_16k.flac", "last_word_s": 10.43,
+    return {"file": "../jfk_16k.flac", "speech_end_s": 10.46, "ends": "sentence_end",
             "pauses": [{"start": 2.21, "end": 3.30, "label": "mid_sentence"},
                        {"start": 4.38, "end": 5.41, "label": "mid_sentence"},
-                       {"start": 7.58, "end": 8.19, "label": "mid_sentence"}]}
+                       {"start": 7.62, "end": 8.19, "label": "mid_sentence"}]}
 
 
 def decisions(audio: np.ndarray, make_endpointer) -> list[dict]:
-    """Every end of turn the end-pointer decides over the whole recording (+2.5 s of silence)."""
-    audio = np.concatenate([audio, np.zeros(int(2.5 * RATE), np.int16)])
+    """Every end of turn the end-pointer decides over the whole recording."""
     ep, offset, out = make_endpointer(), 0.0, []
     ep.start()
     for i in range(0, len(audio) - FRAME + 1, FRAME):
@@ -100,7 +109,8 @@ def cutoffs(settings, vad_overrides: dict, recs: list[dict], turn_model=None) ->
     semantic = vad_settings.end_of_turn == "semantic"
     mid_pauses = sum(1 for r in recs for s, e, label in r["pauses"]
                      if label == "mid_sentence" and e - s >= vad_settings.pause_s)
-    ends = sum(1 + sum(1 for *_p, label in r["pauses"] if label == "sentence_end") for r in recs)
+    ends = sum((r["last_word_s"] != float("inf")) + sum(1 for *_p, label in r["pauses"] if label == "sentence_end")
+               for r in recs)
     cuts, delays, model_ms, per = 0, [], [], {}
     for rec in recs:
         got = decisions(rec["audio"], lambda: Endpointer(SileroVad(silero), vad_settings,
