@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,40 @@ def test_auto_falls_back_to_transformers_and_says_why(converted_whisper_dir):
     assert info.name == "whisper"
     assert any(n.startswith("stt.engine auto chose transformers") and "not a CTranslate2 folder" in n
                for n in info.notes), info.notes
+
+
+def test_a_short_request_is_encoded_in_a_short_window_with_the_same_words(fast_whisper_settings, faster_whisper_stt):
+    """[stt] short_window_s: the same words as Whisper's 30 s window on real recordings and
+    spoken requests, in a fraction of the time (printed: a benchmark, not a timed assertion)."""
+    import soundfile as sf
+
+    from tests.fixtures_audio import espeak
+    from voiced.engines.stt_faster_whisper import FasterWhisperSTT
+
+    full_settings = fast_whisper_settings.model_copy(
+        update={"stt": fast_whisper_settings.stt.model_copy(update={"short_window_s": 0.0})})
+    full = _loaded_engine(FasterWhisperSTT(full_settings.stt, full_settings))
+    speech = Path(__file__).parent / "data" / "speech"
+    clips = [(r["file"], sf.read(speech / r["file"], dtype="float32")[0], r["transcript"])
+             for r in json.loads((speech / "manifest.json").read_text())["recordings"]]
+    for text in SENTENCES + ("What time is it?", "Set a timer for ten minutes.", "Turn off the lights in the kitchen."):
+        pad = np.zeros(8000, np.float32)
+        clips.append((f"espeak {text!r}", np.concatenate([pad, espeak(text).astype(np.float32) / 32768, pad]), text))
+    short_s = full_s = 0.0
+    for name, audio, reference in clips:
+        t0 = time.perf_counter()
+        short = faster_whisper_stt.transcribe(audio)
+        t1 = time.perf_counter()
+        whole = full.transcribe(audio)
+        t2 = time.perf_counter()
+        if len(audio) / 16_000 < fast_whisper_settings.stt.short_window_s:
+            short_s, full_s = short_s + t1 - t0, full_s + t2 - t1
+        print(f"{name[:40]:40s} short {t1 - t0:.2f} s {short.text!r} | 30 s {t2 - t1:.2f} s {whole.text!r}")
+        assert wer(reference, short.text) <= wer(reference, whole.text) + 0.05, (name, short.text, whole.text)
+    print(f"short window: {short_s:.2f} s in all, 30 s window: {full_s:.2f} s ({full_s / short_s:.1f}x)")
+    assert short_s < full_s
+
+
+def _loaded_engine(engine):
+    engine.load()
+    return engine

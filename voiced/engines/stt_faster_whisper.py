@@ -6,6 +6,12 @@ no-speech token at the first decoder step, in the same pass that decodes, so a t
 probability is over the threshold is dropped (the decode of silence is a few tokens at most).
 Longer audio than one 30 s window is decoded window by window, and faster-whisper itself skips
 the silent windows.
+
+A short request does not need a 30 s window: Whisper's encoder (most of the cost on a CPU)
+runs on the padded 30 s whatever the audio. CTranslate2 accepts fewer frames, so a request
+under [stt] short_window_s is encoded in max(short_window_s, audio + 1 s) and decoded
+directly (greedy, the same suppressed tokens and no-speech probability as faster-whisper's
+own path). Windows much shorter than ~10 s make Whisper repeat the request over and over.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from voiced.engines.threads import cpu_threads
 log = logging.getLogger(__name__)
 
 WINDOW_S = 30.0
+FRAMES_PER_S = 100     # Whisper's log-mel hop: 10 ms
 WARMUP_TOKENS = 4
 COMPUTE_TYPES = {"cuda": "float16", "cpu": "int8"}
 
@@ -56,6 +63,7 @@ class FasterWhisperSTT:
         self._model = None
         self._language: str | None = None
         self._lock = threading.Lock()   # one model, one call at a time
+        self._tokenizer = None
         self.info: EngineInfo | None = None
 
     def _device(self, ctranslate2) -> str:
@@ -116,6 +124,30 @@ class FasterWhisperSTT:
         except RuntimeError as exc:
             raise _as_engine_error(exc) from exc
 
+    def _short_window(self, audio: np.ndarray, max_new_tokens: int) -> tuple[str, float]:
+        """(text, no-speech probability) of one request in a window shorter than 30 s."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model = self._require()
+        features = model.feature_extractor(audio)            # [80, frames], not padded
+        frames = min(int(WINDOW_S * FRAMES_PER_S),
+                     max(round(self.stt.short_window_s * FRAMES_PER_S), features.shape[-1] + FRAMES_PER_S))
+        window = np.zeros((1, features.shape[0], frames), np.float32)
+        used = min(frames, features.shape[-1])
+        window[0, :, :used] = features[:, :used]
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                                        language=self._language or "en")
+        tok = self._tokenizer
+        prompt = list(tok.sot_sequence) + [tok.no_timestamps]
+        encoded = model.model.encode(ctranslate2.StorageView.from_array(window))
+        result = model.model.generate(encoded, [prompt], beam_size=1, max_length=len(prompt) + max_new_tokens,
+                                      return_no_speech_prob=True, suppress_blank=True,
+                                      suppress_tokens=get_suppressed_tokens(tok, [-1]))[0]
+        return tok.decode(result.sequences_ids[0]).strip(), float(result.no_speech_prob)
+
     def _segments(self, audio: np.ndarray, max_new_tokens: int, long_form: bool) -> list:
         segments, _info = self._require().transcribe(
             audio, language=self._language, task="transcribe", beam_size=1, best_of=1,
@@ -129,6 +161,8 @@ class FasterWhisperSTT:
     def warmup(self) -> None:
         """One short decode so the first real request does not pay for lazy initialisation."""
         with self._lock:
+            if self.stt.short_window_s > 1:   # the path spoken requests take
+                self._short_window(np.zeros(STT_RATE, dtype=np.float32), WARMUP_TOKENS)
             self._decode(np.zeros(STT_RATE, dtype=np.float32), WARMUP_TOKENS, long_form=False)
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
@@ -139,11 +173,20 @@ class FasterWhisperSTT:
         if audio.size == 0:
             return Transcript("", 0.0, 0.0, rejected="empty audio")
         long_form = audio_s > WINDOW_S
+        # The short window needs a known language (a multilingual model with "auto" detects it).
+        short = (audio_s < self.stt.short_window_s
+                 and (self._language is not None or not self._require().model.is_multilingual))
         with self._lock:
-            segments = self._decode(audio, self.stt.max_new_tokens, long_form)
-        raw = "".join(s.text for s in segments).strip()
+            if short:
+                try:
+                    raw, p_none = self._short_window(audio, self.stt.max_new_tokens)
+                except RuntimeError as exc:
+                    raise _as_engine_error(exc) from exc
+            else:
+                segments = self._decode(audio, self.stt.max_new_tokens, long_form)
+                raw = "".join(s.text for s in segments).strip()
+                p_none = None if long_form or not segments else float(segments[0].no_speech_prob)
         elapsed = time.monotonic() - started
-        p_none = None if long_form or not segments else float(segments[0].no_speech_prob)
         if p_none is not None and p_none >= self.stt.no_speech_threshold:
             return Transcript("", elapsed, audio_s, p_none, raw_text=raw,
                               rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
