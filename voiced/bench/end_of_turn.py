@@ -72,20 +72,32 @@ def _jfk_entry() -> dict:
                        {"start": 7.62, "end": 8.19, "label": "mid_sentence"}]}
 
 
-def decisions(audio: np.ndarray, make_endpointer) -> list[dict]:
-    """Every end of turn the end-pointer decides over the whole recording."""
-    ep, offset, out = make_endpointer(), 0.0, []
+def decisions(audio: np.ndarray, make_endpointer, speculation: dict | None = None) -> list[dict]:
+    """Every end of turn the end-pointer decides over the whole recording. `speculation`
+    counts, as the listener would, answers started at pauses: used (the turn ended at that
+    pause) or discarded (the speaker went on)."""
+    ep, offset, out, key = make_endpointer(), 0.0, [], None
     ep.start()
     for i in range(0, len(audio) - FRAME + 1, FRAME):
         result = ep.feed(audio[i:i + FRAME])
+        if speculation is not None and result is None and ep.speech_heard:
+            v = ep.settings
+            start_s = v.pause_s if ep.semantic else v.early_transcribe_s
+            if start_s > 0 and ep.silence_s >= start_s and key != ep.speech_end_s:
+                if key is not None:
+                    speculation["discarded"] += 1
+                key = ep.speech_end_s
+                speculation["started"] += 1
         if result is None:
             continue
         now = (i + FRAME) / RATE
         if result.event.kind.value == "end":
             out.append({"at_s": now, "speech_end_s": offset + result.event.speech_end_s, "by": result.event.by,
                         "model_ms": [j.ms for j in ep.judgements]})
+        if speculation is not None and key is not None:
+            speculation["used" if key == result.event.speech_end_s else "discarded"] += 1
         ep.start()
-        offset = now
+        offset, key = now, None
     return out
 
 
@@ -112,9 +124,10 @@ def cutoffs(settings, vad_overrides: dict, recs: list[dict], turn_model=None) ->
     ends = sum((r["last_word_s"] != float("inf")) + sum(1 for *_p, label in r["pauses"] if label == "sentence_end")
                for r in recs)
     cuts, delays, model_ms, per = 0, [], [], {}
+    spec = {"started": 0, "used": 0, "discarded": 0}
     for rec in recs:
         got = decisions(rec["audio"], lambda: Endpointer(SileroVad(silero), vad_settings,
-                                                         turn_model=turn_model if semantic else None))
+                                                         turn_model=turn_model if semantic else None), spec)
         kinds = [_classify(d, rec) for d in got]
         cuts += sum(k == "mid" for k, _ in kinds)
         delays += [x for k, x in kinds if k == "end"]
@@ -123,7 +136,8 @@ def cutoffs(settings, vad_overrides: dict, recs: list[dict], turn_model=None) ->
     return {"mid_sentence_pauses": mid_pauses, "false_cutoffs": cuts,
             "false_cutoff_pct": round(100 * cuts / mid_pauses, 1) if mid_pauses else None,
             "sentence_ends": ends, "ends_found": len(delays),
-            "end_delay_s": summary(delays), "model_ms": summary(model_ms), "decisions": per}
+            "end_delay_s": summary(delays), "model_ms": summary(model_ms), "decisions": per,
+            "speculations": spec, "turns": sum(len(d) for d in per.values())}
 
 
 def bench_cutoffs(settings) -> dict:

@@ -208,9 +208,11 @@ def _turn_rows(x: dict, add) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     for family, curves in (("silence", x["cutoffs"]["silence"]), ("semantic", x["cutoffs"]["semantic"])):
         for setting, c in curves.items():
+            sp = c["speculations"]
             add(f"end of turn {family} {setting}: delay after the last word", c["end_delay_s"],
                 note=f"false cut-offs {c['false_cutoffs']}/{c['mid_sentence_pauses']} mid-sentence pauses "
-                     f"({c['false_cutoff_pct']} %), {c['ends_found']}/{c['sentence_ends']} ends")
+                     f"({c['false_cutoff_pct']} %), {c['ends_found']}/{c['sentence_ends']} ends; early answers "
+                     f"{sp['started']} started, {sp['discarded']} discarded in {c['turns']} turns")
     one = x["cutoffs"]["semantic"].get("p >= 0.5")
     if one:
         add("end of turn: Smart Turn per call", one["model_ms"], "ms")
