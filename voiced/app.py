@@ -73,6 +73,7 @@ class Daemon:
         self.phrases = PhraseCache(settings.tts.phrase_cache_items)
         self.hotkey = None
         self.wyoming = None                        # [wyoming] server, started after the models load
+        self.satellite = None                      # [homeassistant]: Home Assistant's voice satellite
         self.loaded = False
         self._loader: threading.Thread | None = None
         self.started_at = time.monotonic()
@@ -158,6 +159,8 @@ class Daemon:
             if self.settings.wyoming.enabled:   # Wyoming (voiced/wyoming): the models offered to clients
                 from .wyoming.server import start_for_daemon
                 self.wyoming = start_for_daemon(self)
+            if self.settings.homeassistant.enabled:
+                self.start_satellite()
             if mic:
                 self.capture.start()
                 if not self.capture.wait_open(5.0):
@@ -167,6 +170,31 @@ class Daemon:
             self.owner.post(m.LoadFailed(exc))
             return
         self.owner.post(m.Loaded())
+
+    def start_satellite(self) -> None:
+        """[homeassistant]: serve the ESPHome native API (voiced/homeassistant)."""
+        try:
+            from .homeassistant.satellite import Satellite
+        except ImportError as exc:
+            log.error("[homeassistant] enabled, but its package is missing (%s): pip install 'voiced[homeassistant]' "
+                      "(aioesphomeapi); voiced answers by itself", exc)
+            return
+        self.satellite = Satellite(self)
+        self.satellite.start()
+
+    def change_wake_words(self, models: tuple[str, ...]) -> None:
+        """Home Assistant chose the wake word(s): built on a thread, swapped in like a reload
+        (until a restart or SIGHUP re-reads the config file)."""
+        def build():
+            new = self.settings.model_copy(update={"wake": self.settings.wake.model_copy(update={"models": models})})
+            try:
+                parts = {}
+                parts["wake"], parts["echo"], parts["endpointer"] = self._listen_parts(new)
+            except Exception as exc:  # noqa: BLE001 - e.g. a model name with no file here
+                self.owner.post(m.ReloadFailed(f"wake word {', '.join(models)}: {type(exc).__name__}: {exc}"))
+                return
+            self.owner.post(m.Reloaded(new, parts))
+        threading.Thread(target=build, name="wake-change", daemon=True).start()
 
     def on_ready(self) -> None:
         """The owner went idle for the first time (called on its thread; starts threads only)."""
@@ -187,6 +215,8 @@ class Daemon:
         self.capture.stop()
         if self.wyoming:
             self.wyoming.stop()
+        if self.satellite:
+            self.satellite.stop()
         job = self.owner.job
         if job is not None and job.thread is not None:
             job.thread.join(1.0)

@@ -12,7 +12,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .config import EX_CONFIG, ConfigError, Settings, load_settings
-from .engines.base import FatalEngineError
+from .engines.base import EngineError, FatalEngineError, TransientEngineError
 
 EX_UNAVAILABLE = 69  # sysexits.h: a needed service (model weights, engine) is unavailable
 from .logs import setup_logging
@@ -317,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     except FatalEngineError as exc:  # weights missing, engine cannot run: a restart would not help
         print(f"voiced: cannot start: {exc}", file=sys.stderr)
         return EX_UNAVAILABLE
+    except TransientEngineError as exc:   # e.g. a remote engine down and [wyoming] fallback_local = false
+        print(f"voiced: {args.command}: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except EngineError as exc:            # the engine refused this request (e.g. a remote's error answer)
+        print(f"voiced: {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -7,6 +7,7 @@ shipped default (voiced/default_config/voiced.toml, same text as config/voiced.t
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -280,6 +281,42 @@ class WyomingSettings(Section):
     reconnect_backoff_max_s: float = Field(30.0, gt=0)
 
 
+class HomeAssistantSettings(Section):
+    # voiced as a Home Assistant voice satellite over the ESPHome native API (what Home
+    # Assistant's ESPHome integration speaks): its wake word and microphone feed Assist.
+    enabled: bool = False
+    host: str = "127.0.0.1"      # "0.0.0.0" so that Home Assistant on another machine can connect
+    port: int = Field(6053, ge=1, le=65535)
+    name: str = "voiced"         # the device name Home Assistant shows (lower case, digits, '-')
+    friendly_name: str = "voiced"
+    encryption_key: str = ""     # base64 of 32 bytes (Noise); "" = plaintext, trusted networks only
+    mdns: bool = True            # advertise as _esphomelib._tcp so Home Assistant discovers it
+    timer_ring_s: float = Field(900.0, gt=0, le=3600)   # a finished timer rings at most this long
+
+    @field_validator("name")
+    @classmethod
+    def _device_name(cls, v):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", v):
+            raise ValueError("use lower-case letters, digits and '-' (up to 31), e.g. \"kitchen-voiced\"")
+        return v
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _key(cls, v):
+        import base64
+        import binascii
+
+        if v:
+            try:
+                raw = base64.b64decode(v, validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("must be the base64 of 32 random bytes: "
+                                 "python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'")
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOICED_", env_nested_delimiter="__",
                                       frozen=True, extra="forbid", nested_model_default_partial_update=True)
@@ -299,6 +336,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     web: WebSettings = WebSettings()
     wyoming: WyomingSettings = WyomingSettings()
+    homeassistant: HomeAssistantSettings = HomeAssistantSettings()
 
     @model_validator(mode="after")
     def _command_needs_argv(self):

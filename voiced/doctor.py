@@ -80,38 +80,73 @@ def gather(settings: Settings, config_path: Path, listen_s: float = 1.0) -> list
     required = {"vad"} | {role for role in ("stt", "wake")
                           if local or getattr(settings, role).engine != "wyoming"}
     for row in status_all(settings):
-        needed = row.name in required or (row.name.startswith("wake") and "wake" in required)
+        role = "wake" if row.name.startswith("wake") else row.name.split("-")[0]
+        needed = row.name in required or role in required
+        if not needed and not row.ready and getattr(getattr(settings, role, None), "engine", "") == "wyoming":
+            # e.g. wake word ok_nabu, which only the remote has: nothing to fetch here
+            uri = getattr(settings, role).wyoming_uri
+            checks.append(Check(f"model {row.name}", True, f"not needed here: {uri} does the {role.upper()} "
+                                                           "([wyoming] fallback_local = false)"))
+            continue
         ok = row.ready if needed else (True if row.ready else None)
         checks.append(Check(f"model {row.name}", ok, f"{row.model} ({row.source})" if row.ready else row.model,
                             row.detail or ("" if row.ready else "run: voiced models fetch")))
-    tts = _tts_candidates(settings)
-    has_espeak = shutil.which("espeak-ng") is not None
-    checks.append(Check("tts", True if tts[0] != "espeak" or has_espeak else False,
-                        f"would speak with {tts[0]} (then: {', '.join(tts[1:]) or 'nothing'})"))
+    checks.append(_tts_check(settings, _tts_candidates))
     checks.extend(wyoming_checks(settings))
     checks.append(Check("models dir", True, str(models_dir(settings))))
     return checks
 
 
+def _tts_check(settings: Settings, candidates) -> Check:
+    """Which engine would speak, and what takes over if it fails."""
+    from .config import with_section
+
+    has_espeak = shutil.which("espeak-ng") is not None
+    if settings.tts.engine == "wyoming":
+        local = candidates(with_section(settings, "tts", engine="auto")) if settings.wyoming.fallback_local else []
+        then = ", ".join(local) if local else "nothing: [wyoming] fallback_local = false"
+        return Check("tts", True, f"would speak with wyoming at {settings.tts.wyoming_uri} (then: {then})")
+    tts = candidates(settings)
+    return Check("tts", True if tts[0] != "espeak" or has_espeak else False,
+                 f"would speak with {tts[0]} (then: {', '.join(tts[1:]) or 'nothing'})")
+
+
 def wyoming_checks(settings: Settings) -> list[Check]:
-    """Each remote Wyoming service in use: reachable, and what it offers."""
-    from .wyoming.client import WyomingRequests
+    """Each remote Wyoming service in use: reachable, and offering what is configured (the
+    TTS voice spoken once, the wake words in its list)."""
+    from .engines.stt_wyoming import WyomingSTT
+    from .engines.tts_wyoming import WyomingTTS
+    from .triggers.wake_wyoming import check_wake_offer, wake_key
+    from .wyoming.client import RemoteError, WyomingRequests
 
     checks = []
+    fallback = "the local models answer meanwhile" if settings.wyoming.fallback_local else "no fallback"
     for role in ("stt", "tts", "wake"):
         section = getattr(settings, role)
         if section.engine != "wyoming":
             continue
+        uri = section.wyoming_uri
         try:
-            info = WyomingRequests(section.wyoming_uri, settings.wyoming).describe()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not usable now"
-            fallback = "the local models answer meanwhile" if settings.wyoming.fallback_local else "no fallback"
-            checks.append(Check(f"remote {role}", False, f"{section.wyoming_uri}: {exc}",
-                                f"start the Wyoming service there ({fallback})"))
+            if role == "stt":
+                what = WyomingSTT(settings).load().model
+            elif role == "tts":
+                what = WyomingTTS(settings).load().model
+            else:
+                offered = check_wake_offer(WyomingRequests(uri, settings.wyoming).describe(), list(section.models), uri)
+                missing = [n for n in section.models if offered and wake_key(n) not in offered]
+                what = ", ".join(offered.get(wake_key(n), n) for n in section.models if n not in missing)
+                if missing:
+                    checks.append(Check(f"remote {role}", None, f"{uri}: {what}; not {', '.join(missing)}",
+                                        f"those are not heard: it has {', '.join(sorted(offered.values()))}"))
+                    continue
+        except RemoteError as exc:        # it answers, but not with what is configured
+            checks.append(Check(f"remote {role}", False, str(exc), f"{fallback} until it is fixed"))
             continue
-        offered = {"stt": info.asr, "tts": info.tts, "wake": info.wake}[role]
-        names = ", ".join(p.name for p in offered if p.installed)
-        checks.append(Check(f"remote {role}", bool(names), f"{section.wyoming_uri}: {names or f'offers no {role}'}"))
+        except Exception as exc:  # noqa: BLE001 - any other failure means "not usable now"
+            text = str(exc) if str(exc).startswith(uri) else f"{uri}: {exc}"
+            checks.append(Check(f"remote {role}", False, text, f"start the Wyoming service there ({fallback})"))
+            continue
+        checks.append(Check(f"remote {role}", True, f"{uri}: {what}"))
     return checks
 
 

@@ -32,6 +32,8 @@ def status_report(daemon) -> dict:
         "wyoming": wyoming_status(daemon),
         "counts": daemon.stats.counts,
         "end_of_turn": end_of_turn_status(daemon),
+        "homeassistant": daemon.satellite.status() if daemon.satellite is not None
+        else {"enabled": daemon.settings.homeassistant.enabled},
         "latency": daemon.stats.latency(),
         "turns": [turn_json(t) for t in snap.turns[-20:]],
     }

@@ -38,6 +38,7 @@ class Playback:
         self.observer = None
         self._stop_at = 0.0
         self.cut_s: float | None = None   # last stop(): seconds until the stream was closed
+        self.volume = 1.0   # a media player's volume (Home Assistant), over [audio] output_volume
 
     @property
     def playing(self) -> bool:
@@ -85,7 +86,7 @@ class Playback:
                 if gain is None:  # one gain per reply, from its first sentence: no level jumps
                     level_fixed = normalize(audio, self.settings.output_target_dbfs, rate=chunk.sample_rate)
                     gain = float(np.max(np.abs(level_fixed)) / max(float(np.max(np.abs(audio))), 1e-9))
-                audio = np.clip(audio * gain * self.settings.output_volume, -1, 1)
+                audio = np.clip(audio * gain * self.settings.output_volume * self.volume, -1, 1)
                 if src_rate != chunk.sample_rate:
                     src_rate, resampler = chunk.sample_rate, StreamResampler(chunk.sample_rate, choice.rate)
                 out = resampler.process(audio)

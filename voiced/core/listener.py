@@ -85,6 +85,9 @@ class Listener:
         self.owner.barge_in(f"wake:{detection.model}")
 
     def listening(self, frame: np.ndarray) -> None:
+        if self.owner.assist.run is not None:   # Home Assistant's VAD ends this request
+            self.owner.assist.frame(frame)
+            return
         if self.owner.in_follow_up():
             detection = self._detect_wake(frame)
             if detection is not None:   # the wake word inside a follow-up window starts a normal turn

@@ -125,3 +125,29 @@ class Finished(Message):
     follow_up: bool = False                  # a spoken answer: listen again without the wake word
     failed: bool = False                     # play the "failed" earcon
     result: Any = field(default=None, compare=False)   # what a waiting caller gets
+
+
+# -- from Home Assistant (homeassistant/satellite.py) ------------------------
+@dataclass(frozen=True)
+class HaEvent(Message):
+    """A pipeline event of the current Assist run (aioesphomeapi VoiceAssistantEventType);
+    -1: Home Assistant went away."""
+    kind: int
+    data: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class HaAnnounce(Message):
+    """Play these URLs (pre-announcement chime, then the message); `reply`: tell Home
+    Assistant when done; `start_conversation`: then listen without the wake word."""
+    urls: tuple
+    text: str = ""
+    start_conversation: bool = False
+    reply: bool = True
+
+
+@dataclass(frozen=True)
+class HaTimer(Message):
+    event: int            # aioesphomeapi VoiceAssistantTimerEventType
+    timer_id: str
+    name: str = ""

@@ -17,10 +17,11 @@ from dataclasses import replace
 
 from ..pipeline import InvalidTransition, Pipeline
 from ..pipeline import PipelineState as S
+from .assist import Assist
 from .health import MicFacts, Snapshot
 from .listener import WAKE_TAIL_S, Listener
-from .messages import (CancelTurn, Finished, Key, Loaded, LoadFailed, MicFrame, Progress, Reloaded,
-                       ReloadFailed, ReloadRequested, Say, Stop, Trigger, Utterance)
+from .messages import (CancelTurn, Finished, HaAnnounce, HaEvent, HaTimer, Key, Loaded, LoadFailed, MicFrame,
+                       Progress, Reloaded, ReloadFailed, ReloadRequested, Say, Stop, Trigger, Utterance)
 from .turns import TurnJob, TurnWorker
 
 log = logging.getLogger("voiced.app")
@@ -47,6 +48,7 @@ DEFAULT: dict[type, str] = {
     Stop: "stop",
     Loaded: "ignore", LoadFailed: "ignore",
     Progress: "advance", Finished: "finish",
+    HaEvent: "ha_event", HaAnnounce: "ha_announce", HaTimer: "ha_timer",
 }
 
 
@@ -58,6 +60,7 @@ class TurnOwner:
         self.pipeline.subscribe(self._on_state)
         self.pipeline.on_turn_end(self._on_turn_end)
         self.listener = Listener(self)
+        self.assist = Assist(self)     # turns answered by Home Assistant
         self.worker = TurnWorker(daemon)
         self.job: TurnJob | None = None
         self.hung_stages = 0
@@ -168,14 +171,20 @@ class TurnOwner:
         if not msg.pressed:
             if self.listener.ptt is not None and state == S.LISTENING:
                 log.info("hotkey released after %.1f s", msg.held_s)
-                self.listener.finish_push_to_talk()
+                if self.assist.run is not None:
+                    self.assist.release()
+                else:
+                    self.listener.finish_push_to_talk()
             return
         if state == S.SPEAKING:
             self.cancel_turn("interrupted")      # barge-in by the key: cut the reply now
         elif state == S.LISTENING and self.in_follow_up():
             self.end_turn("follow-up window closed")   # the key starts a fresh turn instead
         elif state == S.LISTENING and toggle:
-            self.listener.finish_now()           # toggle: the second press ends the request
+            if self.assist.run is not None:
+                self.assist.release()
+            else:
+                self.listener.finish_now()       # toggle: the second press ends the request
             return
         if self.begin_listening("hotkey", skip_s=0, cue=True, use_preroll=True) and not toggle:
             self.listener.start_push_to_talk()
@@ -183,6 +192,16 @@ class TurnOwner:
     def cancel(self, msg: CancelTurn) -> None:
         if self.pipeline.current is not None:
             self.cancel_turn(msg.reason)
+
+    # -- steps: Home Assistant (core/assist.py) --------------------------------------------------
+    def ha_event(self, msg: HaEvent) -> None:
+        self.assist.event(msg.kind, msg.data)
+
+    def ha_announce(self, msg: HaAnnounce) -> None:
+        self.assist.announce(msg.urls, msg.text, msg.start_conversation, msg.reply)
+
+    def ha_timer(self, msg: HaTimer) -> None:
+        self.assist.timer(msg.event)
 
     # -- steps: workers ------------------------------------------------------------------
     def advance(self, msg: Progress) -> None:
@@ -256,6 +275,7 @@ class TurnOwner:
         if self.pipeline.claim(trigger, S.LISTENING) is None:
             return False
         self.listener.begin(trigger, skip_s, wait_s, use_preroll)
+        self.assist.start(self.pipeline.current.id, trigger)
         if cue:
             self.d.speaker.cue(self.d.earcons.listening())
         return True
@@ -297,6 +317,7 @@ class TurnOwner:
         job.thread.start()
 
     def _close_turn(self, outcome: str):
+        self.assist.ended(self.pipeline.current.id if self.pipeline.current else None)
         turn = self.pipeline.end_turn(outcome)
         if self.pipeline.state != S.STOPPING:
             self._to(S.IDLE)
@@ -313,6 +334,8 @@ class TurnOwner:
             self._apply_reload(msg)
         while self.pending_keys and self.pipeline.state in (S.IDLE, S.LISTENING):
             self.key(self.pending_keys.popleft())
+        if self.assist.timer_pending and self.pipeline.state == S.IDLE:
+            self.assist.ring()
 
     def _apply_reload(self, msg: Reloaded) -> None:
         self.d.apply_settings(msg.settings, msg.parts)
@@ -322,6 +345,7 @@ class TurnOwner:
         self.d.observers.notify(lambda: self.d.notifier.ready(line))
 
     def _expire(self, now: float) -> None:
+        self.assist.expire(now)
         if self.follow_up_at is not None and now >= self.follow_up_at:
             self.follow_up_at = None
             wait = self.d.settings.conversation.follow_up_s

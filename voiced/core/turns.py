@@ -86,6 +86,43 @@ class TurnWorker:
             job.finish("answered", result={"audio": audio_out, "sample_rate": rate})
         self._guard(job, run, raise_to_caller=True)
 
+    def play_urls(self, job: TurnJob, urls: tuple, tell_home_assistant: bool, follow_up: bool) -> None:
+        """Home Assistant's reply or announcement, by URL: fetch, play, say it was played."""
+        from ..engines.base import SpeechChunk
+        from ..homeassistant.media import fetch_audio
+
+        def run():
+            rate = self.d.settings.audio.output_rate
+            chunks = [SpeechChunk(fetch_audio(url, rate), rate) for url in urls]
+            sat = getattr(self.d, "satellite", None)
+            if sat is not None:
+                sat.media_state(True)
+            played = self.d.speaker.play(chunks, tag=job.turn, on_first_audio=lambda: job.progress(mark="first_audio"))
+            if sat is not None:
+                sat.media_state(False)
+                if tell_home_assistant:
+                    sat.played(played.ok and not played.cut)
+            job.finish(_played_outcome(played, "answered by Home Assistant"), follow_up=follow_up and played.ok
+                       and not played.cut)
+        self._guard(job, run)
+
+    def ring(self, job: TurnJob, seconds: float) -> None:
+        """A finished timer rings until the turn is cancelled (wake word, hotkey) or `seconds`."""
+        from ..engines.base import SpeechChunk
+        from ..homeassistant.media import ring_tone
+
+        def run():
+            rate = self.d.settings.audio.output_rate
+            tone, end = SpeechChunk(ring_tone(rate), rate), time.monotonic() + seconds
+            while not job.cancel.is_set() and time.monotonic() < end:
+                played = self.d.speaker.play([tone], tag=job.turn, level=False)
+                if not played.ok:
+                    job.finish(f"not played: {played.detail}")
+                    return
+            if not job.cancel.is_set():
+                job.finish("timer rang out")
+        self._guard(job, run)
+
     # -- the stages -------------------------------------------------------------
     def _spoken(self, job: TurnJob, pcm: np.ndarray, early) -> None:
         if self.d.settings.audio.save_requests_dir:

@@ -16,6 +16,12 @@ from ..wyoming.client import RemoteError, WyomingRequests
 from .base import PLAIN, EngineInfo, SpeechChunk, VoiceStyle
 
 
+def some_names(names: list[str], show: int = 5) -> str:
+    """A short list for a log line: "a, b, c, d, e and 165 more"."""
+    head = ", ".join(names[:show]) or "none"
+    return f"{head} and {len(names) - show} more" if len(names) > show else head
+
+
 class WyomingTTS:
     name = "wyoming"
 
@@ -24,16 +30,53 @@ class WyomingTTS:
         self.remote = WyomingRequests(settings.tts.wyoming_uri, settings.wyoming)
         self.sample_rate = 22_050       # until the remote's first answer says otherwise
         self.info: EngineInfo | None = None
+        self._voice_checked = False     # the configured voice was spoken by this remote
 
     def load(self) -> EngineInfo:
-        """Ask the remote what it runs (raises RemoteUnavailable when it is down)."""
-        program = self.remote.program("tts", "text-to-speech")
-        voices = [v.name for v in program.voices if v.installed]
-        if self.voice and self.voice not in voices:
-            raise RemoteError(f"{self.remote.uri} has no voice {self.voice!r} (it has {', '.join(voices)})")
-        self.info = EngineInfo(self.name, "remote", f"{program.name}: {self.voice or (voices or ['?'])[0]}",
-                               source=self.remote.uri)
+        """Ask the remote what it runs (raises RemoteUnavailable when it is down, RemoteError
+        when it cannot speak the configured voice).
+
+        A server's voice list does not say what it can speak: wyoming-piper lists its whole
+        catalogue (~170 voices, every one "installed") and speaks only those on its disk
+        (or that it can download), and it does not say which one is its default. So the
+        configured voice is tried once with a word (~20 ms), and without one the remote's
+        default is reported as such, not as the first name of the list."""
+        try:
+            program = self.remote.program("tts", "text-to-speech")
+            voices = [v.name for v in program.voices if v.installed]
+            if self.voice:
+                if voices and self.voice not in voices:
+                    raise RemoteError(f"{self.remote.uri} ({program.name}) has no voice {self.voice!r} ([tts] "
+                                      f"wyoming_voice); it lists {len(voices)}: {some_names(voices)}")
+                if not self._voice_checked:
+                    self._check_voice(program.name)
+                model = f"{program.name}: {self.voice}"
+            elif len(voices) == 1:          # e.g. another voiced: its one voice is the default
+                model = f"{program.name}: {voices[0]}"
+            else:
+                model = f"{program.name}: its default voice" + (f" (of {len(voices)} listed)" if voices else "")
+        except Exception:
+            self._voice_checked = False     # a restarted remote may have other voices on disk
+            raise
+        self.info = EngineInfo(self.name, "remote", model, source=self.remote.uri)
         return self.info
+
+    def _check_voice(self, program: str) -> None:
+        """Speak one word with the configured voice: an error answer means the server lists
+        the voice but cannot speak it."""
+        pcm = MonoPcm()
+        try:
+            self.remote.exchange([Synthesize(text="ok", voice=SynthesizeVoice(name=self.voice)).event()],
+                                 lambda e: AudioStop.is_type(e.type), pcm.add_event)
+        except RemoteError as exc:
+            said = f"{exc.code}: {exc.text}" if exc.code else exc.text
+            where = " (its --data-dir)" if program == "piper" else ""
+            raise RemoteError(f"{self.remote.uri} ({program}) cannot speak voice {self.voice!r} ([tts] wyoming_voice): "
+                              f"{said}; install that voice on the server{where}, or set [tts] wyoming_voice = \"\" "
+                              "to use its default voice") from None
+        if pcm.rate:
+            self.sample_rate = pcm.rate
+        self._voice_checked = True
 
     def warmup(self) -> None:
         """Nothing to warm here; the remote warms its own model."""

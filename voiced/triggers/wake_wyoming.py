@@ -29,7 +29,6 @@ from wyoming.wake import Detect
 from wyoming.wake import Detection as WyomingDetection
 
 from ..config import Settings
-from ..models.openwakeword_assets import wake_model_name
 from ..wyoming.client import RemoteError, RemoteUnavailable, host_port
 from ..wyoming.remote import RemoteHealth
 from .wakeword import SAMPLE_RATE, Detection, WakeWordDetector, _as_int16
@@ -39,8 +38,25 @@ MAX_BUFFERED_FRAMES = 50      # 4 s of 80 ms frames: more means the stream is st
 
 
 def wake_key(name: str) -> str:
-    """One spelling for a wake word name: "Hey Jarvis", "hey_jarvis_v0.1" -> "hey_jarvis"."""
-    return wake_model_name(re.sub(r"[\s\-]+", "_", name.strip().lower()))
+    """One spelling for a wake word name: "Hey Jarvis", "hey_jarvis_v0.1" (wyoming-openwakeword's
+    model and detection name), "hey_jarvis_v0.1.tflite" -> "hey_jarvis"."""
+    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    key = re.sub(r"\.(onnx|tflite)$", "", key)
+    return re.sub(r"_v\d+(\.\d+)*$", "", key)
+
+
+def check_wake_offer(info: Info, wanted: list[str], uri: str) -> dict[str, str]:
+    """The remote's wake words (wake_key -> its spelling); RemoteError if it offers no wake
+    word detection or none of the `wanted` ones (`voiced doctor` asks the same)."""
+    programs = [p for p in info.wake if p.installed]
+    if not programs:
+        raise RemoteError(f"{uri} offers no wake word detection")
+    offered = {wake_key(m.name): m.name for p in programs for m in p.models if m.installed}
+    keys = {wake_key(n) for n in wanted}
+    if offered and keys and not keys & offered.keys():
+        raise RemoteError(f"{uri} offers no wake word {', '.join(wanted)} "
+                          f"(it has {', '.join(sorted(offered.values()))})")
+    return offered
 
 
 class RemoteWakeDetector:
@@ -55,6 +71,11 @@ class RemoteWakeDetector:
         self._detections: deque[Detection] = deque()
         self._generation = 0          # reset() bumps it: the stream restarts with fresh buffers
         self._samples = 0             # audio clock: samples given to process()
+        # A remote (wyoming-openwakeword) sends a detection for each of the 5-6 frames of one
+        # utterance that score over its threshold: as the local detector, one fires and the
+        # rest inside [wake] refractory_s of audio are dropped (reset() ends the period).
+        self.refractory_s = settings.wake.refractory_s
+        self._quiet_until_s = -1.0
         self._using: str | None = None   # which detector scored the last frame: "remote" or "local"
         self._remote_names: dict[str, str] = {}   # wake_key -> the remote's spelling (from its Info)
         self._stop = threading.Event()
@@ -81,10 +102,15 @@ class RemoteWakeDetector:
                 self._frames.put_nowait(audio)
             except queue.Full:
                 pass                              # stream stalled: its write timeout ends it
-            try:
-                detection = self._detections.popleft()
-            except IndexError:                    # none (or the stream thread just cleared them)
-                return None
+            while True:
+                try:
+                    detection = self._detections.popleft()
+                except IndexError:                # none (or the stream thread just cleared them)
+                    return None
+                if detection.audio_time_s > self._quiet_until_s:
+                    break
+                log.debug("wake: remote detection %s inside the refractory period: dropped", detection.model)
+            self._quiet_until_s = detection.audio_time_s + self.refractory_s
             self.health.count("remote")
             return detection
         if self.local is None:
@@ -101,6 +127,7 @@ class RemoteWakeDetector:
 
     def reset(self) -> None:
         self._detections.clear()
+        self._quiet_until_s = -1.0                # as the local detector: a reset ends the period
         self._generation += 1
         if self.local is not None:
             self.local.reset()
@@ -176,15 +203,7 @@ class RemoteWakeDetector:
                 raise RemoteError(f"{self.uri}: {Error.from_event(event).text}")
             if Info.is_type(event.type):
                 break
-        programs = [p for p in Info.from_event(event).wake if p.installed]
-        if not programs:
-            raise RemoteError(f"{self.uri} offers no wake word detection")
-        offered = {wake_key(m.name): m.name for p in programs for m in p.models if m.installed}
-        wanted = {wake_key(n) for n in self.wanted}
-        if offered and wanted and not wanted & offered.keys():
-            raise RemoteError(f"{self.uri} offers no wake word {', '.join(self.wanted)} "
-                              f"(it has {', '.join(sorted(offered.values()))})")
-        self._remote_names = offered
+        self._remote_names = check_wake_offer(Info.from_event(event), self.wanted, self.uri)
 
     async def _read(self, client: AsyncTcpClient, generation: int) -> None:
         ours = {wake_key(n): n for n in self.names}
@@ -195,9 +214,12 @@ class RemoteWakeDetector:
             if Error.is_type(event.type):
                 raise RemoteError(f"{self.uri}: {Error.from_event(event).text}")
             if WyomingDetection.is_type(event.type) and generation == self._generation:   # not before a reset()
-                name = WyomingDetection.from_event(event).name or self.wanted[0]
-                name = ours.get(wake_key(name), name)   # our spelling, as the local detector says it
-                log.debug("wake: remote detection %s", name)
+                theirs = WyomingDetection.from_event(event).name or self.wanted[0]
+                name = ours.get(wake_key(theirs))   # our spelling ("hey_jarvis_v0.1" -> "hey_jarvis")
+                if name is None:                    # a server that listens for all its models
+                    log.debug("wake: remote detection %s is not a configured wake word: ignored", theirs)
+                    continue
+                log.debug("wake: remote detection %s (%s)", name, theirs)
                 self._detections.append(Detection(name, 1.0, self._samples / SAMPLE_RATE))
 
 

@@ -26,7 +26,11 @@ class RemoteBusy(TransientEngineError):
 
 
 class RemoteError(EngineError):
-    """The remote answered with an error event for this request."""
+    """The remote answered with an error event for this request (its text and code kept)."""
+
+    def __init__(self, message: str, text: str = "", code: str | None = None):
+        super().__init__(message)
+        self.text, self.code = text or message, code
 
 
 def host_port(uri: str) -> tuple[str, int]:
@@ -63,8 +67,9 @@ class WyomingRequests:
                         raise RemoteUnavailable(f"{self.uri} closed the connection before answering")
                     if Error.is_type(event.type):
                         error = Error.from_event(event)
-                        kind = RemoteBusy if error.code == BUSY else RemoteError
-                        raise kind(f"{self.uri}: {error.text}")
+                        if error.code == BUSY:
+                            raise RemoteBusy(f"{self.uri}: {error.text}")
+                        raise RemoteError(f"{self.uri}: {error.text}", error.text, error.code)
                     if on_event:
                         on_event(event)
                     answers.append(event)

@@ -208,7 +208,9 @@ class RemoteWithFallback:
 
     def _local_engine(self, why: Exception | str):
         if self._local is None:
-            raise why if isinstance(why, Exception) else TransientEngineError(why)
+            kind = type(why) if isinstance(why, TransientEngineError) else TransientEngineError
+            raise kind(f"{why} (no local fallback: [wyoming] fallback_local = false)") \
+                from (why if isinstance(why, Exception) else None)
         self.health.count("local")
         return self._local
 

@@ -1,0 +1,1 @@
+"""Home Assistant: voiced as its voice satellite (ESPHome native API)."""
