@@ -92,7 +92,7 @@ def test_end_of_turn_cutoffs_on_real_speech(settings, smart_turn_model):
             print(f"{family} {setting}: false cut-offs {c['false_cutoffs']}/{c['mid_sentence_pauses']}, "
                   f"ends {c['ends_found']}/{c['sentence_ends']}, delay {c['end_delay_s']['median']}")
             assert c["mid_sentence_pauses"] > 0 and c["ends_found"] >= 1, (family, setting, c)
-            assert 0 <= c["false_cutoffs"] and all(d for d in c["decisions"].values())
+            assert len(c["decisions"]) == len(r["recordings"])   # a mid-sentence stop may rightly have none
     # A longer fixed silence cuts less and answers later: the curve is monotonic.
     s = r["silence"]
     assert s["0.5 s"]["false_cutoffs"] >= s["0.8 s"]["false_cutoffs"] >= s["1.2 s"]["false_cutoffs"]
