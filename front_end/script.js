@@ -130,6 +130,18 @@ function wyomingCard(w) {
   card("card-wyoming", remotes.every((r) => r.state === "up"), main, details.join(" · "));
 }
 
+function homeAssistantCard(ha) {
+  // The ESPHome-API satellite: hidden unless [homeassistant] enabled.
+  $("card-homeassistant").hidden = !(ha && ha.enabled);
+  if (!ha || !ha.enabled) return;
+  if (ha.error) { card("card-homeassistant", false, "not serving", ha.error); return; }
+  const timers = (ha.timers || []).map((t) => `timer ${t.name || t.id}: ${t.left_s} s left`);
+  const main = ha.voice ? "connected" : ha.connected ? "connected, no voice runs" : "waiting for Home Assistant";
+  card("card-homeassistant", ha.voice ? true : null, main,
+       [`${ha.listening}${ha.encrypted ? " (encrypted)" : ""}`, ha.peer ? `from ${ha.peer}` : "",
+        `${ha.runs} runs`, ...timers].filter(Boolean).join(" · "));
+}
+
 function duration(seconds) {
   const s = Math.floor(seconds);
   if (s < 90) return `${s} s`;
@@ -144,6 +156,7 @@ function showStatus(st) {
   engineCard("card-stt", st.engines.stt);
   engineCard("card-tts", st.engines.tts);
   wyomingCard(st.wyoming);
+  homeAssistantCard(st.homeassistant);
   if (st.gpu) {
     const vram = st.gpu.used_mb === undefined ? (st.gpu.error || st.gpu.detail || "")
       : `VRAM ${st.gpu.used_mb} / ${st.gpu.total_mb} MB` + (st.gpu.limit_mb ? ` (cap ${st.gpu.limit_mb} MB)` : "");

@@ -68,18 +68,14 @@ def _gpu_check() -> Check:
     return Check("gpu", True, f"{props.name}, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free, torch {torch.__version__}")
 
 
-def gather(settings: Settings, config_path: Path, listen_s: float = 1.0) -> list[Check]:
-    from .engines.factory import _tts_candidates
-    from .models.registry import status_all
-
-    checks = [Check("config", True, str(config_path))]
-    checks.append(_input_check(settings, listen_s))
-    checks.append(_output_check(settings))
-    checks.append(_gpu_check())
+def model_checks(settings: Settings, rows) -> list[Check]:
+    """A row per model: a FAIL if the daemon needs it and it is missing, a warning if only an
+    optional part does, and nothing to fetch for what only a remote service needs."""
+    checks = []
     local = settings.wyoming.fallback_local   # a remote engine without fallback needs no local weights
     required = {"vad"} | {role for role in ("stt", "wake")
                           if local or getattr(settings, role).engine != "wyoming"}
-    for row in status_all(settings):
+    for row in rows:
         role = "wake" if row.name.startswith("wake") else row.name.split("-")[0]
         needed = row.name in required or role in required
         if not needed and not row.ready and getattr(getattr(settings, role, None), "engine", "") == "wyoming":
@@ -91,6 +87,18 @@ def gather(settings: Settings, config_path: Path, listen_s: float = 1.0) -> list
         ok = row.ready if needed else (True if row.ready else None)
         checks.append(Check(f"model {row.name}", ok, f"{row.model} ({row.source})" if row.ready else row.model,
                             row.detail or ("" if row.ready else "run: voiced models fetch")))
+    return checks
+
+
+def gather(settings: Settings, config_path: Path, listen_s: float = 1.0) -> list[Check]:
+    from .engines.factory import _tts_candidates
+    from .models.registry import status_all
+
+    checks = [Check("config", True, str(config_path))]
+    checks.append(_input_check(settings, listen_s))
+    checks.append(_output_check(settings))
+    checks.append(_gpu_check())
+    checks.extend(model_checks(settings, status_all(settings)))
     checks.append(_tts_check(settings, _tts_candidates))
     checks.extend(wyoming_checks(settings))
     checks.append(Check("models dir", True, str(models_dir(settings))))

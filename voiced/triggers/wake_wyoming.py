@@ -76,6 +76,7 @@ class RemoteWakeDetector:
         # rest inside [wake] refractory_s of audio are dropped (reset() ends the period).
         self.refractory_s = settings.wake.refractory_s
         self._quiet_until_s = -1.0
+        self.received = 0             # detection events the remote sent (more than the wake words heard)
         self._using: str | None = None   # which detector scored the last frame: "remote" or "local"
         self._remote_names: dict[str, str] = {}   # wake_key -> the remote's spelling (from its Info)
         self._stop = threading.Event()
@@ -214,6 +215,7 @@ class RemoteWakeDetector:
             if Error.is_type(event.type):
                 raise RemoteError(f"{self.uri}: {Error.from_event(event).text}")
             if WyomingDetection.is_type(event.type) and generation == self._generation:   # not before a reset()
+                self.received += 1
                 theirs = WyomingDetection.from_event(event).name or self.wanted[0]
                 name = ours.get(wake_key(theirs))   # our spelling ("hey_jarvis_v0.1" -> "hey_jarvis")
                 if name is None:                    # a server that listens for all its models

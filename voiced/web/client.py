@@ -78,6 +78,11 @@ def format_status(st: dict) -> str:
         sv, q = wyoming["server"], wyoming["server"]["queue"]
         row("wyoming", f"serving {sv['uri']}: {sv['clients']}/{sv['max_clients']} clients, {q['active']} in queue, "
                        f"{q['served']} served, {q['refused']} busy")
+    ha = st.get("homeassistant") or {}
+    if ha.get("enabled"):
+        state = ha.get("error") or ("connected, takes the voice runs" if ha.get("voice") else
+                                    "connected" if ha.get("connected") else "waiting for Home Assistant")
+        row("home assistant", f"{ha.get('listening', '?')}: {state}" + (f" from {ha['peer']}" if ha.get("peer") else ""))
     eot = st.get("end_of_turn")
     if eot:
         how = f"semantic ({eot['model']})" if eot["mode"] == "semantic" else f"silence ({eot['detail']})" \

@@ -61,9 +61,26 @@ class VoicedHandler(AsyncEventHandler):
             return
         try:
             await super().run()
+            if self.mode == "asr":           # (a wake word stream has no end of its own: not news)
+                log.info("wyoming: client %s went away mid-stream (%.1f s of audio); its request is dropped",
+                         self._peer(), self.pcm.seconds)
+        except (ConnectionError, asyncio.IncompleteReadError, EOFError) as exc:
+            log.info("wyoming: client %s went away mid-event (%s)", self._peer(), type(exc).__name__)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:   # not JSON, not an event, bad payload
+            log.warning("wyoming: client %s sent something that is not a Wyoming event (%s: %.120s); "
+                        "connection closed", self._peer(), type(exc).__name__, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one client's failure must not leak a task traceback
+            log.error("wyoming: connection from %s failed: %s: %.200s", self._peer(), type(exc).__name__, exc)
         finally:
             self.service.disconnect()
             self._release_detector()
+            self.writer.close()
+
+    def _peer(self) -> str:
+        peer = self.writer.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
 
     async def _refuse(self) -> None:
         """Too many clients: "busy" for the first request. An audio stream is read to its end
