@@ -51,6 +51,8 @@ pip install -q -r requirements/chatterbox.txt
 log "installing voiced"
 if [[ $WITH_TEST == 1 ]]; then pip install -q -e '.[test]'; else pip install -q -e .; fi
 
+[[ $WITH_TEST == 1 ]] && { log "real Wyoming peers for the interop tests"; bash scripts/wyoming_peers.sh; }
+
 log "preparing model weights (voiced models fetch)"
 "$VENV/bin/voiced" models fetch
 

@@ -174,10 +174,13 @@ class Daemon:
     def start_satellite(self) -> None:
         """[homeassistant]: serve the ESPHome native API (voiced/homeassistant)."""
         try:
-            from .homeassistant.satellite import Satellite
+            if self.settings.homeassistant.protocol == "wyoming":
+                from .homeassistant.wyoming_satellite import WyomingSatellite as Satellite
+            else:
+                from .homeassistant.satellite import Satellite
         except ImportError as exc:
-            log.error("[homeassistant] enabled, but its package is missing (%s): pip install 'voiced[homeassistant]' "
-                      "(aioesphomeapi); voiced answers by itself", exc)
+            log.error("[homeassistant] enabled, but a package is missing (%s): pip install aioesphomeapi; "
+                      "voiced answers by itself", exc)
             return
         self.satellite = Satellite(self)
         self.satellite.start()

@@ -285,8 +285,12 @@ class HomeAssistantSettings(Section):
     # voiced as a Home Assistant voice satellite over the ESPHome native API (what Home
     # Assistant's ESPHome integration speaks): its wake word and microphone feed Assist.
     enabled: bool = False
+    # "esphome": Home Assistant's ESPHome integration (as linux-voice-assistant); "wyoming": its
+    # Wyoming integration (as wyoming-satellite).
+    protocol: Literal["esphome", "wyoming"] = "esphome"
     host: str = "127.0.0.1"      # "0.0.0.0" so that Home Assistant on another machine can connect
     port: int = Field(6053, ge=1, le=65535)
+    wyoming_port: int = Field(10700, ge=1, le=65535)
     name: str = "voiced"         # the device name Home Assistant shows (lower case, digits, '-')
     friendly_name: str = "voiced"
     encryption_key: str = ""     # base64 of 32 bytes (Noise); "" = plaintext, trusted networks only

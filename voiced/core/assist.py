@@ -19,6 +19,7 @@ log = logging.getLogger("voiced.app")
 # aioesphomeapi's VoiceAssistantEventType values (the wire numbers), and -1: Home Assistant left.
 GONE, ERROR, RUN_START, RUN_END, STT_START, STT_END = -1, 0, 1, 2, 3, 4
 INTENT_START, INTENT_END, TTS_START, TTS_END, STT_VAD_START, STT_VAD_END = 5, 6, 7, 8, 11, 12
+TTS_AUDIO = 1001      # not on the wire: the reply as audio (Wyoming), data {"audio", "rate"}
 TIMER_FINISHED = 3    # VoiceAssistantTimerEventType
 
 
@@ -88,6 +89,9 @@ class Assist:
     def event(self, kind: int, data: dict) -> None:
         run, owner = self.run, self.owner
         turn = owner.pipeline.current
+        if kind == TTS_AUDIO and (run is None or turn is None or turn.id != run.turn):
+            self.announce(((data["audio"], data["rate"]),), "", False, True)   # audio outside a run
+            return
         if run is None or turn is None or turn.id != run.turn:
             return    # late events of a run that already ended
         state = owner.pipeline.state
@@ -106,11 +110,17 @@ class Assist:
             run.continue_conversation = data.get("continue_conversation") == "1"
         elif kind == TTS_START:
             owner.pipeline.mark("reply", reply=data.get("tts_input", ""))
-        elif kind == TTS_END and data.get("url") and owner.job is None:
-            if owner.pipeline.state in (S.LISTENING, S.TRANSCRIBING):
+        elif kind in (TTS_END, TTS_AUDIO) and owner.job is None:
+            media = data.get("url") or ((data["audio"], data["rate"]) if "audio" in data else None)
+            if media is None:
+                return
+            self._stop_stream(tell=False)
+            if owner.pipeline.state == S.LISTENING:
+                owner._to(S.TRANSCRIBING)
+            if owner.pipeline.state == S.TRANSCRIBING:
                 owner._to(S.THINKING)
             owner._to(S.SPEAKING)
-            owner._start_job(self.owner.worker.play_urls, (data["url"],), True, run.continue_conversation)
+            owner._start_job(self.owner.worker.play_media, (media,), True, run.continue_conversation)
         elif kind == RUN_END:
             run.ended = True
             if owner.job is None:
@@ -137,7 +147,7 @@ class Assist:
             return
         owner.pipeline.claim("announce", S.SPEAKING, mark="reply")
         owner.pipeline.mark("", reply=text)
-        owner._start_job(owner.worker.play_urls, tuple(urls), reply, start_conversation)
+        owner._start_job(owner.worker.play_media, tuple(urls), reply, start_conversation)
 
     def timer(self, event: int) -> None:
         if event != TIMER_FINISHED:

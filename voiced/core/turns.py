@@ -86,14 +86,16 @@ class TurnWorker:
             job.finish("answered", result={"audio": audio_out, "sample_rate": rate})
         self._guard(job, run, raise_to_caller=True)
 
-    def play_urls(self, job: TurnJob, urls: tuple, tell_home_assistant: bool, follow_up: bool) -> None:
-        """Home Assistant's reply or announcement, by URL: fetch, play, say it was played."""
+    def play_media(self, job: TurnJob, media: tuple, tell_home_assistant: bool, follow_up: bool) -> None:
+        """Home Assistant's reply or announcement: URLs (fetched) or (audio, rate) pairs; play
+        them, then say they were played."""
         from ..engines.base import SpeechChunk
         from ..homeassistant.media import fetch_audio
 
         def run():
             rate = self.d.settings.audio.output_rate
-            chunks = [SpeechChunk(fetch_audio(url, rate), rate) for url in urls]
+            chunks = [SpeechChunk(fetch_audio(item, rate) if isinstance(item, str)
+                                  else dsp.resample(item[0], item[1], rate), rate) for item in media]
             sat = getattr(self.d, "satellite", None)
             if sat is not None:
                 sat.media_state(True)

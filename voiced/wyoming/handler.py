@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import numpy as np
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 RATE = 16_000
 WAKE_FRAME = 1280          # openWakeWord's 80 ms step
 REFUSE_READ_S = 5.0        # a refused client's next event must come within this
+WRITE_TIMEOUT_S = 30.0     # an answer's event must be taken by the client within this
 
 
 class VoicedHandler(AsyncEventHandler):
@@ -60,12 +62,15 @@ class VoicedHandler(AsyncEventHandler):
             await self._refuse()
             return
         try:
-            await super().run()
+            await self._serve()
             if self.mode == "asr":           # (a wake word stream has no end of its own: not news)
                 log.info("wyoming: client %s went away mid-stream (%.1f s of audio); its request is dropped",
                          self._peer(), self.pcm.seconds)
         except (ConnectionError, asyncio.IncompleteReadError, EOFError) as exc:
             log.info("wyoming: client %s went away mid-event (%s)", self._peer(), type(exc).__name__)
+        except asyncio.TimeoutError:
+            log.warning("wyoming: client %s stopped reading its answer for %g s; connection closed",
+                        self._peer(), WRITE_TIMEOUT_S)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:   # not JSON, not an event, bad payload
             log.warning("wyoming: client %s sent something that is not a Wyoming event (%s: %.120s); "
                         "connection closed", self._peer(), type(exc).__name__, str(exc))
@@ -77,6 +82,30 @@ class VoicedHandler(AsyncEventHandler):
             self.service.disconnect()
             self._release_detector()
             self.writer.close()
+
+    async def _serve(self) -> None:
+        """AsyncEventHandler.run(), but a line that is not an event raises (the library's reader
+        takes it for the end of the connection, silently)."""
+        self._is_running = True
+        while self._is_running:
+            line = await self.reader.readline()      # ValueError past the reader's 64 KiB line limit
+            if not line:
+                return
+            header = json.loads(line)
+            if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+                raise ValueError(f"no event type in {line[:60]!r}")
+            data = header.get("data") or {}
+            if header.get("data_length"):
+                data = {**data, **json.loads(await self.reader.readexactly(int(header["data_length"])))}
+            payload = None
+            if header.get("payload_length"):
+                payload = await self.reader.readexactly(int(header["payload_length"]))
+            if not await self.handle_event(Event(type=header["type"], data=data, payload=payload)):
+                return
+
+    async def write_event(self, event: Event) -> None:
+        """A client that stops reading would hold its model request (and the queue) forever."""
+        await asyncio.wait_for(super().write_event(event), WRITE_TIMEOUT_S)
 
     def _peer(self) -> str:
         peer = self.writer.get_extra_info("peername")
@@ -107,8 +136,13 @@ class VoicedHandler(AsyncEventHandler):
         except (EngineError, ValueError) as exc:
             log.error("wyoming: %s failed: %s", event.type, exc)
             await self.write_event(Error(text=f"{event.type} failed: {exc}", code="failed").event())
-        except (ConnectionError, asyncio.TimeoutError):
-            return False                       # the client went away: end this connection only
+        except asyncio.TimeoutError:           # write_event(): the client stopped reading
+            log.warning("wyoming: client %s stopped reading its answer for %g s; connection closed",
+                        self._peer(), WRITE_TIMEOUT_S)
+            return False
+        except ConnectionError as exc:         # the client went away: end this connection only
+            log.info("wyoming: client %s went away during %s (%s)", self._peer(), event.type, type(exc).__name__)
+            return False
         except Exception:  # a bug with one request must not take the server (or the daemon) down
             log.exception("wyoming: %s crashed", event.type)
             await self.write_event(Error(text=f"{event.type} failed: internal error", code="internal").event())
