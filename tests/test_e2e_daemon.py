@@ -180,8 +180,8 @@ def reply_said(daemon, mark: int, pattern: str = r"turn \d+ \([^)]*\) answered")
 def assert_time_spoken(audio: np.ndarray, whisper_stt, asked: dt.datetime, said: str) -> str:
     """The daemon's reply `said` gives the clock time (within 3 minutes), and the speaker recording
     is that reply. Whisper base often mishears a synthetic clock time ("eight eleven" -> "a 11",
-    "Deloven"), so the recording is compared to the reply as letters with numbers spelled out,
-    not by finding a time in it."""
+    "Deloven"; "nine oh one" -> "901"), so the recording is compared to the reply as letters
+    with numbers spelled out, or as letters then digits, not by finding a time in it."""
     m = re.search(r"(?<!\d)(\d{1,2}):(\d{2})(?!\d)", said)
     assert m, f"no time in the daemon's reply {said!r}"
     told = int(m.group(1)) % 12 * 60 + int(m.group(2))
@@ -194,7 +194,11 @@ def assert_time_spoken(audio: np.ndarray, whisper_stt, asked: dt.datetime, said:
     heard = whisper_stt.transcribe(resample(audio[int(start * REC_RATE): int(end * REC_RATE) + REC_RATE // 4],
                                             REC_RATE, 16_000)).text
     from difflib import SequenceMatcher
-    similarity = SequenceMatcher(None, _spelled(heard), _spelled(said)).ratio()
+
+    def letters_then_digits(text: str) -> str:   # "It's 901am." and "It's 9:01 AM." -> "itsam901"
+        return re.sub(r"[^a-z]", "", text.lower()) + re.sub(r"\D", "", text)
+    similarity = max(SequenceMatcher(None, _spelled(heard), _spelled(said)).ratio(),
+                     SequenceMatcher(None, letters_then_digits(heard), letters_then_digits(said)).ratio())
     print(f"reply heard from the speaker: {heard!r} (said {said!r}, similarity {similarity:.2f})", file=sys.stderr)
     # A time reply heard as another sentence scores ~0.2-0.4; a misheard number costs ~0.1-0.3.
     assert similarity >= 0.6, f"the speaker played {heard!r}, not the reply {said!r}"

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from support.pulse import PulseHarness
 from support.wyoming_peer import free_port
-from test_e2e_daemon import DaemonProcess, assert_time_spoken, record_while, utterance
+from test_e2e_daemon import DaemonProcess, assert_time_spoken, record_while, reply_said, utterance
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,7 @@ def spoken_turn(satellite, pulse_server, tmp, piper_voice, whisper_stt, on_wake=
         satellite.wait_for(r"turn \d+ .*answered", timeout=90, start=mark)
 
     audio = record_while(pulse_server, tmp / "spk.raw", act, 1.5)
-    assert_time_spoken(audio, whisper_stt, asked)
+    assert_time_spoken(audio, whisper_stt, asked, reply_said(satellite, mark))
     return satellite.wait_for(r"turn \d+ .*answered.*", timeout=1, start=mark).group(0)
 
 
