@@ -11,13 +11,14 @@ duration is kept. The pause labels (manifest.json) come from scripts/label_pause
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+from voiced.models.openwakeword_assets import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "data" / "speech"
@@ -97,14 +98,6 @@ def fail(msg: str) -> None:
     sys.exit(f"fetch_speech_samples: {msg}")
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def intact(path: Path, duration: float) -> bool:
     import soundfile as sf
     try:
@@ -118,7 +111,7 @@ def intact(path: Path, duration: float) -> bool:
 def archive(req: str, cache: Path) -> Path:
     name, digest = ARCHIVES[req]
     path = cache / name
-    if not (path.is_file() and sha256(path) == digest):
+    if not (path.is_file() and sha256_file(path) == digest):
         cache.mkdir(parents=True, exist_ok=True)
         project = req.split("==")[0]
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", project,
@@ -128,7 +121,7 @@ def archive(req: str, cache: Path) -> Path:
         if proc.returncode != 0 or not path.is_file():
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             fail(f"pip download {req} failed: {last}")
-        if (got := sha256(path)) != digest:
+        if (got := sha256_file(path)) != digest:
             fail(f"{path} has sha256 {got}, expected {digest}")
     return path
 

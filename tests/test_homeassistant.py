@@ -48,6 +48,14 @@ async def _connected(port: int, key: str | None = KEY) -> APIClient:
     return client
 
 
+async def _device_name(port: int) -> str:
+    client = await _connected(port)
+    try:
+        return (await client.device_info()).name
+    finally:
+        await client.disconnect()
+
+
 def test_home_assistant_reads_the_device_and_its_entities(satellite):
     async def main():
         client = await _connected(satellite.settings.port)
@@ -74,13 +82,7 @@ def test_a_client_without_the_key_or_with_the_wrong_one_is_refused_clearly(satel
             run(_connected(satellite.settings.port, key))
     assert "speaks plaintext but [homeassistant] encryption_key is set" in caplog.text
     assert "encryption key does not match" in caplog.text
-    # ... and the satellite still serves the right client.
-    async def again():
-        client = await _connected(satellite.settings.port)
-        info = await client.device_info()
-        await client.disconnect()
-        return info
-    assert run(again()).name == "test-voiced"
+    assert run(_device_name(satellite.settings.port)) == "test-voiced"   # still serving the right client
 
 
 def test_garbage_and_a_dropped_connection_leave_the_satellite_serving(satellite, caplog):
@@ -90,13 +92,7 @@ def test_garbage_and_a_dropped_connection_leave_the_satellite_serving(satellite,
             s.sendall(payload)
             time.sleep(0.2)
     assert "Home Assistant connection" in caplog.text and "closed" in caplog.text
-
-    async def again():
-        client = await _connected(satellite.settings.port)
-        info = await client.device_info()
-        await client.disconnect()
-        return info
-    assert run(again()).name == "test-voiced"
+    assert run(_device_name(satellite.settings.port)) == "test-voiced"
 
 
 def test_home_assistant_lists_and_changes_the_wake_word(satellite, web_daemon):
