@@ -228,6 +228,18 @@ def test_a_finished_timer_rings_until_the_hotkey_stops_it(satellite, pulse_serve
     daemon.wait_for(r"turn \d+ \(hotkey\) (no speech|answered by Home Assistant)", timeout=20, start=mark)
 
 
+def test_a_ringing_timer_stops_when_told_stop(satellite, pulse_server, tmp_path, piper_voice):
+    daemon, ha = satellite
+    stop = utterance(tmp_path, [("piper", "Stop."), 0.8], piper_voice)
+    mark = len(daemon.lines)
+    ha.timer(T.VOICE_ASSISTANT_TIMER_FINISHED, 0)
+    daemon.wait_for(r"a timer finished: ringing", timeout=10, start=mark)
+    time.sleep(2.0)
+    pulse_server.play_into_mic(stop).wait(10)
+    daemon.wait_for(r"heard .*[Ss]top.*: the timer stops ringing", timeout=20, start=mark)
+    daemon.wait_for(r"turn \d+ \(timer\) stopped by voice", timeout=10, start=mark)
+
+
 def test_continue_conversation_listens_again_without_the_wake_word(satellite, media, pulse_server, tmp_path,
                                                                    piper_voice):
     daemon, ha = satellite

@@ -9,11 +9,14 @@ decides nothing about the turn itself: it asks the owner to begin or finish one.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import numpy as np
 
 from ..audio.preroll import PreRoll
+from . import messages as m
+from .conversation import is_cancel
 from .speculation import Speculation
 
 log = logging.getLogger("voiced.app")
@@ -34,6 +37,7 @@ class Listener:
         self.ptt: list[np.ndarray] | None = None   # push-to-talk: frames recorded while held
         self.early: Speculation | None = None      # the answer started at a pause
         self._model_error_logged = False
+        self._stop_turn = -1     # the ringing timer whose "stop" the end-pointer listens for
 
     def reloaded(self) -> None:
         if self.preroll.max_samples != round(self.d.settings.vad.preroll_s * RATE):
@@ -68,10 +72,13 @@ class Listener:
             self.owner.begin_listening(f"wake:{detection.model}", cue=True)
 
     def speaking(self, frame: np.ndarray) -> None:
-        """Barge-in: the wake word while voiced speaks cuts the reply (needs the echo guard)."""
+        """Barge-in: the wake word while voiced speaks cuts the reply (needs the echo guard);
+        a ringing timer also stops at a spoken "stop"."""
+        turn = self.owner.pipeline.current
+        if turn is not None and turn.trigger == "timer":
+            self._hear_stop(frame, turn.id)
         if self.d.echo is None:
             return
-        turn = self.owner.pipeline.current
         if turn is not None and turn.id != self._barge_turn:
             # A fresh start for each reply: the request's wake word left a refractory period
             # (in audio time) that would otherwise swallow the first seconds of a barge-in.
@@ -96,6 +103,32 @@ class Listener:
                 self.owner.begin_listening(f"wake:{detection.model}", cue=True)
                 return
         self._record(frame)
+
+    def _hear_stop(self, frame: np.ndarray, turn_id: int) -> None:
+        """While a timer rings: each short utterance is transcribed off this thread; a cancel
+        phrase ("stop") ends the ringing. The ring itself is a tone, which the VAD ignores."""
+        ep = self.d.endpointer
+        if self._stop_turn != turn_id or not ep.active:
+            self._stop_turn = turn_id
+            ep.start(no_speech_timeout_s=60.0)
+        result = ep.feed(frame)
+        if result is None:
+            return
+        self._stop_turn = -1   # start again at the next frame
+        if result.kind.value != "end":
+            return
+        audio, phrases, post = result.audio, self.d.settings.conversation.cancel_phrases, self.owner.post
+
+        def check():
+            try:
+                transcript = self.d.transcribe_request(audio)
+            except Exception as exc:  # noqa: BLE001 - the key and the wake word still stop it
+                log.warning("could not listen for \"stop\" while the timer rings: %s", exc)
+                return
+            if transcript is not None and is_cancel(transcript.text, phrases):
+                log.info("heard %r: the timer stops ringing", transcript.text)
+                post(m.CancelTurn("stopped by voice", turn=turn_id))
+        threading.Thread(target=check, name="stop-word", daemon=True).start()
 
     # -- helpers ------------------------------------------------------------------
     def _wake_gate_open(self) -> bool:

@@ -74,6 +74,7 @@ class Utterance(Message):
 @dataclass(frozen=True)
 class CancelTurn(Message):
     reason: str
+    turn: int | None = None      # only this turn (a late cancel must not end the next one)
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,8 @@ class TurnOwner:
             self.listener.start_push_to_talk()
 
     def cancel(self, msg: CancelTurn) -> None:
-        if self.pipeline.current is not None:
+        turn = self.pipeline.current
+        if turn is not None and msg.turn in (None, turn.id):
             self.cancel_turn(msg.reason)
 
     # -- steps: Home Assistant (core/assist.py) --------------------------------------------------
