@@ -138,3 +138,25 @@ def test_the_media_player_volume_is_set_from_home_assistant(satellite, web_daemo
     finally:
         web_daemon.playback.volume = 1.0
         satellite.volume = 1.0
+
+
+def test_the_satellite_is_announced_for_home_assistant_to_discover(web_daemon):
+    """mDNS: Home Assistant finds ESPHome devices as _esphomelib._tcp (zeroconf, as it browses)."""
+    from zeroconf import Zeroconf
+
+    from voiced.homeassistant.satellite import Satellite
+
+    sat = Satellite(web_daemon)
+    sat.settings = HomeAssistantSettings(enabled=True, host="0.0.0.0", port=free_port(), name="mdns-voiced",
+                                         friendly_name="mDNS voiced", mdns=True)
+    sat.start()
+    browser = Zeroconf()
+    try:
+        info = browser.get_service_info("_esphomelib._tcp.local.", "mdns-voiced._esphomelib._tcp.local.", timeout=5000)
+        assert info is not None, "not announced"
+        print("announced:", info.port, info.parsed_addresses(), info.properties)
+        assert info.port == sat.settings.port and info.properties[b"friendly_name"] == b"mDNS voiced"
+        assert info.properties[b"mac"] == sat.mac.replace(":", "").lower().encode()
+    finally:
+        browser.close()
+        sat.stop()

@@ -104,6 +104,15 @@ class Satellite:
         if self._thread is not None:
             self._thread.join(5)
 
+    def _addresses(self) -> list[str]:
+        """Where Home Assistant can reach this machine: the bound address, or every IPv4 one."""
+        if self.settings.host not in ("0.0.0.0", "::", ""):
+            return [self.settings.host]
+        import ifaddr   # zeroconf's own dependency
+
+        return [ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips
+                if isinstance(ip.ip, str) and not ip.ip.startswith("127.")]
+
     def _advertise(self) -> None:
         try:
             from zeroconf import ServiceInfo, Zeroconf
@@ -114,7 +123,7 @@ class Satellite:
                                            "platform": "host", "board": "voiced", "network": "ethernet",
                                            "friendly_name": s.friendly_name, "api_encryption":
                                            "Noise_NNpsk0_25519_ChaChaPoly_SHA256" if s.encryption_key else ""},
-                               server=f"{s.name}.local.")
+                               server=f"{s.name}.local.", parsed_addresses=self._addresses())
             self._zeroconf = Zeroconf()
             self._zeroconf.register_service(info)
         except Exception as exc:  # noqa: BLE001 - discovery is a convenience: add the device by address
