@@ -91,6 +91,32 @@ else
   JOURNAL="journalctl --user -u voiced -f"
 fi
 
+# Shell completions and the man page, generated from the installed voiced's own parser.
+# $1: bash dir, $2: zsh dir ("" = none), $3: fish dir, $4: man1 dir.
+install_shell_files() {
+  local voiced=$PREFIX/.venv/bin/voiced tmp
+  tmp=$(mktemp -d)
+  if "$voiced" completion bash >"$tmp/bash" && "$voiced" completion zsh >"$tmp/zsh" \
+      && "$voiced" completion fish >"$tmp/fish" && "$voiced" man >"$tmp/man"; then
+    install -D -m 0644 "$tmp/bash" "$1/voiced"
+    [[ -z $2 ]] || install -D -m 0644 "$tmp/zsh" "$2/_voiced"
+    install -D -m 0644 "$tmp/fish" "$3/voiced.fish"
+    install -D -m 0644 "$tmp/man" "$4/voiced.1"
+    log "installed shell completions (bash, ${2:+zsh, }fish) and the man page $4/voiced.1"
+  else
+    log "warning: could not generate the shell completions and man page"
+  fi
+  rm -rf "$tmp"
+}
+if [[ $MODE == system ]]; then
+  install_shell_files /usr/share/bash-completion/completions /usr/share/zsh/vendor-completions \
+    /usr/share/fish/vendor_completions.d /usr/share/man/man1
+else   # zsh has no per-user standard folder: add `voiced completion zsh` to your fpath yourself
+  DATA=${XDG_DATA_HOME:-$HOME/.local/share}
+  install_shell_files "$DATA/bash-completion/completions" "" "${XDG_CONFIG_HOME:-$HOME/.config}/fish/completions" \
+    "$DATA/man/man1"
+fi
+
 # systemctl talks to a running manager; say what to do instead of failing with its error.
 if ! command -v systemctl >/dev/null; then
   log "systemctl not found: this machine does not run systemd. Start voiced by hand:"

@@ -17,7 +17,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 apt_pkgs=(portaudio19-dev libsystemd-dev pkg-config build-essential python3-dev python3-venv
           libasound2-plugins ffmpeg espeak-ng)
-test_pkgs=(pulseaudio pulseaudio-utils sox alsa-utils systemd chromium)
+test_pkgs=(pulseaudio pulseaudio-utils sox alsa-utils systemd chromium zsh fish groff man-db)
 if [[ $WITH_TEST == 1 ]]; then apt_pkgs+=("${test_pkgs[@]}"); fi
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -226,6 +226,30 @@ def cmd_bench(args) -> int:
     return main_from_args(_settings(args), args)
 
 
+def cmd_config(args) -> int:
+    from .config_show import check, show
+
+    if args.action == "check":
+        print(check(args.file))
+    else:
+        sys.stdout.write(show(args.config, as_json=args.json))
+    return 0
+
+
+def cmd_completion(args) -> int:
+    from .shell import completion
+
+    sys.stdout.write(completion(args.shell, build_parser()))
+    return 0
+
+
+def cmd_man(args) -> int:
+    from .manpage import render
+
+    sys.stdout.write(render(build_parser()))
+    return 0
+
+
 def _style_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, metavar="X", help="speaking rate 0.5-2.0, pitch kept")
     p.add_argument("--pitch", type=float, metavar="ST", help="pitch in semitones -6..+6, tempo kept")
@@ -304,6 +328,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also time Chatterbox on the random-weight test checkpoint in DIR (built there if "
                          "missing); reported as RANDOM WEIGHTS: the code path's cost, not real speech")
     bn.set_defaults(fn=cmd_bench)
+
+    c = sub.add_parser("config", help="show the effective settings, or check a config file",
+                       description="show: every setting with its value and where it came from (default, "
+                                   "file, environment variable); check FILE: exit 78 naming the bad key, "
+                                   "else print ok.")
+    csub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cs = csub.add_parser("show", help="the effective settings and where each came from",
+                         description="Print every setting as TOML with a comment saying where its value came "
+                                     "from; secrets are masked.")
+    cs.add_argument("--json", action="store_true", help="JSON for programs instead of TOML")
+    cc = csub.add_parser("check", help="validate a config file (and the VOICED_* environment)",
+                         description="Load FILE as voiced run would; exit 78 with the bad key named, else "
+                                     "print ok.")
+    cc.add_argument("file", metavar="FILE")
+    c.set_defaults(fn=cmd_config)
+
+    co = sub.add_parser("completion", help="print a shell completion script",
+                        description="Print the completion script for bash, zsh or fish, generated from this "
+                                    "command line (scripts/install-service.sh installs them).")
+    co.add_argument("shell", choices=["bash", "zsh", "fish"])
+    co.set_defaults(fn=cmd_completion)
+    sub.add_parser("man", help="print the manual page (roff)",
+                   description="Print voiced(1) in roff: man -l <(voiced man).").set_defaults(fn=cmd_man)
     return p
 
 

@@ -73,5 +73,5 @@ def setup_logging(level: str = "INFO") -> None:
         stderr = logging.StreamHandler(sys.stderr)
         stderr.setFormatter(logging.Formatter(fmt, "%H:%M:%S"))
         root.addHandler(stderr)
-    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers", "diffusers", "numba"):
+    for noisy in ("httpx", "httpx2", "urllib3", "filelock", "huggingface_hub", "transformers", "diffusers", "numba"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

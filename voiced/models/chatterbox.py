@@ -101,10 +101,13 @@ def download(repo_id: str, log: Callable[[str], None] = print) -> Path:
     """Download the hub files into the Hugging Face cache; raises on any failure."""
     from huggingface_hub import hf_hub_download
 
+    from .progress import hub_progress
+
     path = None
     for name in HUB_FILES:
         log(f"chatterbox: fetching {repo_id}/{name}")
-        path = hf_hub_download(repo_id=repo_id, filename=name)
+        with hub_progress(f"chatterbox: {repo_id}") as bar:
+            path = hf_hub_download(repo_id=repo_id, filename=name, tqdm_class=bar)
     return Path(path).parent
 
 

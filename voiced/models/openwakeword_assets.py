@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from voiced.config import Settings, models_dir
-from voiced.models import ModelStatus
+from voiced.models import ModelStatus, progress
 
 log_ = logging.getLogger(__name__)
 
@@ -242,8 +242,9 @@ def _fetch_release(directory: Path, log: Log) -> list[str]:
     version = tag.group(1) if tag else "unknown"
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         try:
-            proc = subprocess.run([sys.executable, "-c", _DOWNLOAD_SCRIPT, tmp], capture_output=True,
-                                  text=True, timeout=DOWNLOAD_TIMEOUT_S)
+            with progress.watch_dir(f"wake: openWakeWord release {version}", Path(tmp)):
+                proc = subprocess.run([sys.executable, "-c", _DOWNLOAD_SCRIPT, tmp], capture_output=True,
+                                      text=True, timeout=DOWNLOAD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"openwakeword download_models timed out after {DOWNLOAD_TIMEOUT_S:.0f} s") from None
         if proc.returncode != 0:
@@ -265,10 +266,10 @@ def _fetch_wheel(directory: Path, log: Log) -> list[str]:
     """The ONNX files bundled in the openwakeword 0.4.0 wheel (downloaded, not installed)."""
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         tmp_path = Path(tmp)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", str(tmp_path / "dl"), f"openwakeword=={WHEEL_VERSION}"]
+        args = ["--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+                "-d", str(tmp_path / "dl"), f"openwakeword=={WHEEL_VERSION}"]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+            proc = progress.pip_download(args, "wake", PIP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"pip download openwakeword=={WHEEL_VERSION} timed out") from None
         wheels = list((tmp_path / "dl").glob("openwakeword-*.whl"))

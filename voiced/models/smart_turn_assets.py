@@ -12,14 +12,13 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 from voiced.config import Settings, models_dir
-from voiced.models import ModelStatus
+from voiced.models import ModelStatus, progress
 from voiced.models.openwakeword_assets import read_manifest, sha256_file
 
 log_ = logging.getLogger(__name__)
@@ -85,10 +84,10 @@ def status(settings: Settings) -> ModelStatus:
 
 
 def _download_wheel(tmp: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(tmp), f"pipecat-ai=={WHEEL_VERSION}"]
+    args = ["--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+            "-d", str(tmp), f"pipecat-ai=={WHEEL_VERSION}"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+        proc = progress.pip_download(args, NAME, PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"pip download pipecat-ai=={WHEEL_VERSION} timed out") from None
     wheels = list(tmp.glob("pipecat_ai-*.whl"))

