@@ -115,3 +115,14 @@ def test_cli_exits_78_without_traceback(tmp_path):
     assert done.returncode == EX_CONFIG
     assert "wake.threshold" in done.stderr and str(cfg) in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_old_watchdog_key_still_works_from_a_file_and_the_environment(tmp_path, monkeypatch):
+    """[watchdog] frame_deadline_s is loop_deadline_s's old name: both a file and VOICED_ use it."""
+    from voiced.config import load_settings
+
+    path = tmp_path / "old.toml"
+    path.write_text("[watchdog]\nframe_deadline_s = 12\n")
+    assert load_settings(path)[0].watchdog.loop_deadline_s == 12
+    monkeypatch.setenv("VOICED_WATCHDOG__FRAME_DEADLINE_S", "7")
+    assert load_settings(path)[0].watchdog.loop_deadline_s == 7

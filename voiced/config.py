@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 EX_CONFIG = 78  # sysexits.h: configuration error; systemd unit uses RestartPreventExitStatus=78
@@ -225,10 +225,19 @@ class GpuSettings(Section):
 class WatchdogSettings(Section):
     # The core took no step for this long = not alive (it steps at least 4 times a second, mic
     # or not: a lost microphone is degraded, not dead). frame_deadline_s is its old name.
-    loop_deadline_s: float = Field(10.0, gt=0, validation_alias=AliasChoices("loop_deadline_s", "frame_deadline_s"))
+    loop_deadline_s: float = Field(10.0, gt=0)
     stt_timeout_s: float = Field(60.0, gt=0)        # a transcription running longer is abandoned
     tts_chunk_timeout_s: float = Field(120.0, gt=0)  # each sentence of speech must come within this
     hung_stages_to_restart: int = Field(2, ge=1)    # this many abandoned stages in a row: not alive
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data):
+        # Not an alias: the defaults are merged in first, so loop_deadline_s is always present
+        # and an alias would lose to it (and the old name would be "unknown").
+        if isinstance(data, dict) and "frame_deadline_s" in data:
+            data = {k: v for k, v in data.items() if k != "frame_deadline_s"} | {"loop_deadline_s": data["frame_deadline_s"]}
+        return data
 
 
 class LogSettings(Section):
