@@ -176,6 +176,8 @@ function showStatus(st) {
   });
   if (rows.length) $("latency").replaceChildren(...rows);
   for (const t of st.turns || []) if (!turns.has(t.id)) upsertTurn(t);
+  showSummary(st);
+  drawLatencyChart(st.turns || [], st.latency || {});
 }
 
 function endOfTurn(eot) {
@@ -198,7 +200,226 @@ async function refreshStatus() {
   } catch (err) {
     setState("disconnected");
     showNotice(`Cannot reach voiced (${err.message}). Is the daemon running?`);
+    $("summary").dataset.level = "bad";
+    $("summary-headline").textContent = "Not connected to voiced: this page cannot tell how it is doing.";
   }
+}
+
+// --- "how am I doing": one plain sentence, then the reasons ---------------------------
+function spoken(name) { return String(name).replace(/_/g, " "); }
+
+function problems(st) {
+  // Each degraded part: what is wrong, in plain words, with the daemon's own reason.
+  const out = [];
+  if (!st.input.ok) out.push(`no microphone (${st.input.detail || st.input.device})`);
+  if (!st.output.ok) out.push(`no speaker, replies play only in a browser (${st.output.detail || st.output.device})`);
+  const names = { stt: "speech to text", tts: "the voice" };
+  for (const role of ["stt", "tts"]) {
+    const e = (st.engines || {})[role];
+    if (!e) { out.push(`${names[role]} is not loaded`); continue; }
+    const r = e.recovery || {};
+    if (r.degraded) out.push(`${names[role]} runs on ${r.device} instead of ${r.preferred}` + (r.reason ? ` (${r.reason})` : ""));
+  }
+  if (st.gpu && (st.gpu.fault || !st.gpu.usable)) {
+    out.push(`GPU ${st.gpu.name} ${st.gpu.fault ? "failed" : "not usable"} (${st.gpu.error || st.gpu.detail || st.gpu.fault})`);
+  }
+  const ha = st.homeassistant;
+  if (ha && ha.enabled && ha.error) out.push(`Home Assistant link down (${ha.error})`);
+  for (const r of ((st.wyoming || {}).remotes || [])) {
+    if (r.state === "down") out.push(`remote ${r.role.toUpperCase()} ${r.uri} down (${r.last_error})` +
+                                      (r.fallback ? `, the local ${r.fallback} answers` : ""));
+  }
+  const eot = st.end_of_turn;
+  if (eot && eot.detail) out.push(`requests end after silence only (${eot.detail})`);
+  return out;
+}
+
+function summarize(st) {
+  const wake = (st.wake_words || []).map(spoken).join(" or ") || "the wake word";
+  if (!st.alive) return { level: "bad", headline: `Not working: ${st.alive_reason}` };
+  if (st.state === "starting") return { level: "unknown", headline: `Starting: ${st.ready_reason || "loading models"}` };
+  if (st.state === "stopping") return { level: "bad", headline: "Stopping" };
+  const found = problems(st);
+  const doing = st.input.ok ? `listening for ${wake}` : "answering uploads and the API";
+  if (found.length) return { level: "degraded", headline: `Degraded: ${found.join("; ")}; ${doing}` };
+  return { level: "ok", headline: `All good: ${doing}` };
+}
+
+function showSummary(st) {
+  const s = summarize(st);
+  $("summary").dataset.level = s.level;
+  $("summary-headline").textContent = s.headline;
+  const engine = (role) => {
+    const e = (st.engines || {})[role];
+    return e ? `${e.name} on ${e.device}` : "not loaded";
+  };
+  const facts = [
+    `Speech to text: ${engine("stt")}`, `Voice: ${engine("tts")}`,
+    `Microphone: ${st.input.ok ? st.input.device : "down"}`,
+    `Speaker: ${st.output.ok ? st.output.device : "down"}`,
+    st.gpu ? `GPU: ${st.gpu.name}` : "GPU: none (CPU only)",
+    st.ready ? "Ready for a request" : `Not ready: ${st.ready_reason}`,
+  ];
+  $("summary-details").replaceChildren(...facts.map((f) => el("li", "", f)));
+}
+
+// --- the latency chart: one stacked bar per recent turn (inline SVG) --------------------
+const SVG_NS = "http://www.w3.org/2000/svg";
+const CHART_STAGES = [["stt", "speech to text"], ["respond", "respond"], ["tts_first_audio", "first audio"],
+                      ["record", "recording"]];   // bottom up: the wait first, then the request itself
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function niceStep(value) {   // the smallest 1, 2, 2.5 or 5 x 10^n at or above value
+  if (!(value > 0)) return 0.25;
+  const unit = Math.pow(10, Math.floor(Math.log10(value)));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * unit >= value - 1e-9) return m * unit;
+  return 10 * unit;
+}
+
+function seconds(value) { return `${Number(value.toFixed(2))} s`; }
+
+function drawLatencyChart(turnList, latency) {
+  const chart = $("latency-chart");
+  const W = 400, H = 190, left = 36, right = 62, top = 8, bottom = 22;
+  const plotW = W - left - right, plotH = H - top - bottom;
+  const bars = turnList.filter((t) => t.timings && CHART_STAGES.some(([k]) => t.timings[k] > 0)).slice(-20);
+  const v2v = latency.voice_to_voice;
+  const nodes = [];
+  if (!bars.length) {
+    nodes.push(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "chart-empty" }, "no timed turns yet"));
+    chart.replaceChildren(...nodes);
+    return;
+  }
+  const totals = bars.map((t) => CHART_STAGES.reduce((sum, [k]) => sum + (t.timings[k] || 0), 0));
+  const step = niceStep((Math.max(...totals, v2v ? v2v.p95_s : 0) * 1.05) / 4);
+  const yMax = 4 * step;
+  const y = (s) => top + plotH - (s / yMax) * plotH;
+  for (let i = 0; i <= 4; i++) {   // grid and axis labels
+    const value = step * i;
+    nodes.push(svg("line", { x1: left, x2: left + plotW, y1: y(value), y2: y(value), class: "grid" }));
+    nodes.push(svg("text", { x: left - 4, y: y(value) + 3, "text-anchor": "end", class: "axis" }, seconds(value)));
+  }
+  const band = plotW / Math.max(bars.length, 8);
+  bars.forEach((t, i) => {
+    const g = svg("g", { class: "bar", "data-turn": t.id });
+    const x = left + i * band + band * 0.15, w = band * 0.7;
+    let base = 0;
+    const parts = [];
+    for (const [key, label] of CHART_STAGES) {
+      const s = t.timings[key];
+      if (!(s > 0)) continue;
+      g.appendChild(svg("rect", { x, width: w, y: y(base + s), height: Math.max(0.5, y(base) - y(base + s)),
+                                  class: `seg ${key === "tts_first_audio" ? "first_audio" : key}` }));
+      parts.push(`${label} ${s.toFixed(2)} s`);
+      base += s;
+    }
+    g.prepend(svg("title", {}, `turn ${t.id} (${sourceLabel(t.trigger) || "?"}): ${parts.join(", ")}`));
+    if (bars.length <= 12 || i % 2 === bars.length % 2) {
+      g.appendChild(svg("text", { x: x + w / 2, y: H - bottom + 13, "text-anchor": "middle", class: "axis" }, `#${t.id}`));
+    }
+    nodes.push(g);
+  });
+  if (v2v) {   // the median and p95 from end of speech to first audio, over every turn counted
+    for (const [name, value, cls] of [["p50", v2v.median_s, "p50"], ["p95", v2v.p95_s, "p95"]]) {
+      nodes.push(svg("line", { x1: left, x2: left + plotW, y1: y(value), y2: y(value), class: `mark ${cls}` }));
+      nodes.push(svg("text", { x: left + plotW + 4, y: y(value) + (cls === "p95" ? -2 : 9), class: `mark-label ${cls}` },
+                     `${name} ${value.toFixed(2)} s`));
+    }
+  }
+  nodes.push(svg("line", { x1: left, x2: left + plotW, y1: y(0), y2: y(0), class: "axis-line" }));
+  chart.replaceChildren(...nodes);
+  chart.setAttribute("aria-label", `${bars.length} recent turns; ` +
+                     (v2v ? `median ${v2v.median_s.toFixed(2)} s, p95 ${v2v.p95_s.toFixed(2)} s to the first audio` : ""));
+}
+
+// --- the live microphone level and wake word scores (GET /api/meter, only while shown) --
+let meterSource = null;
+let lastSound = 0;
+const meterPeak = { readings: 0, db: null, scores: {} };   // the highest seen since the page opened
+const LEVEL_FLOOR_DB = -60;
+const SCORE_HOLD_MS = 2000;
+const scoreHold = {};   // wake word -> {score, at}: the peak marker
+let levelHold = { pct: 0, at: 0 };
+
+function openMeter() {
+  if (meterSource || document.hidden) return;
+  meterSource = new EventSource("/api/meter");   // the daemon measures only while one is open
+  meterSource.onmessage = (message) => {
+    try { showMeter(JSON.parse(message.data)); } catch { /* a partial line: the next one comes soon */ }
+  };
+}
+
+function closeMeter() {
+  if (meterSource) meterSource.close();
+  meterSource = null;
+}
+
+function showMeter(m) {
+  const gauge = $("level-gauge");
+  const now = Date.now();
+  meterPeak.readings += 1;
+  if (m.level_db !== null && (meterPeak.db === null || m.level_db > meterPeak.db)) meterPeak.db = m.level_db;
+  for (const [name, score] of Object.entries(m.scores)) meterPeak.scores[name] = Math.max(meterPeak.scores[name] || 0, score);
+  if (m.level_db !== null) lastSound = now;
+  const db = m.level_db === null ? LEVEL_FLOOR_DB : Math.max(LEVEL_FLOOR_DB, Math.min(0, m.level_db));
+  const pct = ((db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB) * 100;
+  $("level-rest").style.width = `${100 - pct}%`;
+  if (m.level_db !== null && (pct >= levelHold.pct || now - levelHold.at > SCORE_HOLD_MS)) levelHold = { pct, at: now };
+  $("level-peak").hidden = now - levelHold.at > SCORE_HOLD_MS || levelHold.pct <= 0;
+  $("level-peak").style.left = `${levelHold.pct}%`;
+  gauge.setAttribute("aria-valuenow", db.toFixed(0));
+  gauge.dataset.db = m.level_db === null ? "" : m.level_db.toFixed(1);
+  let text;
+  if (m.level_db !== null) text = `${m.level_db.toFixed(0)} dBFS` + (m.level_db < -70 ? " (silence)" : "");
+  else if (!m.mic.ok) text = `no sound: no microphone (${m.mic.detail})`;
+  else if (["transcribing", "thinking"].includes(m.state)) text = `not listening while ${m.state}`;
+  else if (now - lastSound > 1000) text = "no sound reaching voiced";
+  else text = $("level-text").textContent;
+  $("level-text").textContent = text;
+  gauge.classList.toggle("loud", m.level_db !== null && m.level_db > -6);
+
+  const box = $("wake-scores");
+  if (m.scored !== "local") {
+    box.replaceChildren(el("p", "live-text", "wake word scored by a remote service (no scores to show)"));
+    return;
+  }
+  const rows = m.wake_words.map((name) => {
+    const score = m.scores[name];
+    const held = scoreHold[name];   // the highest score of the last 2 s stays marked
+    if (score !== undefined && (!held || score >= held.score || now - held.at > SCORE_HOLD_MS)) {
+      scoreHold[name] = { score, at: now };
+    }
+    const hold = scoreHold[name] && now - scoreHold[name].at <= SCORE_HOLD_MS ? scoreHold[name].score : null;
+    const row = el("div", "score");
+    row.dataset.wake = name;
+    row.dataset.score = score === undefined ? "" : String(score);
+    const track = el("div", "track");
+    const fill = el("div", "fill");
+    fill.style.width = `${Math.max(0, Math.min(1, score || 0)) * 100}%`;
+    const mark = el("div", "threshold");
+    mark.style.left = `${m.threshold * 100}%`;
+    mark.title = `threshold ${m.threshold}`;
+    track.append(fill, mark);
+    if (hold !== null) {
+      const peak = el("div", "peak");
+      peak.style.left = `${Math.max(0, Math.min(1, hold)) * 100}%`;
+      peak.title = `highest in the last 2 s: ${hold.toFixed(2)}`;
+      track.appendChild(peak);
+    }
+    row.dataset.hold = hold === null ? "" : String(hold);
+    row.classList.toggle("over", score !== undefined && score >= m.threshold);
+    row.classList.toggle("fired", hold !== null && hold >= m.threshold);
+    row.append(el("span", "name", spoken(name)), track,
+               el("span", "value", `${score === undefined ? "–" : score.toFixed(2)} / ${m.threshold}`));
+    return row;
+  });
+  box.replaceChildren(...rows);
 }
 
 // --- live events ----------------------------------------------------------------------
@@ -396,5 +617,9 @@ document.addEventListener("DOMContentLoaded", () => {
   updateButton();
   refreshStatus();
   connectEvents();
+  openMeter();
+  document.addEventListener("visibilitychange", () => (document.hidden ? closeMeter() : openMeter()));
+  window.addEventListener("pagehide", closeMeter);
+  window.addEventListener("pageshow", openMeter);
   setInterval(refreshStatus, 5000);
 });

@@ -12,7 +12,7 @@ from tests.fixtures_web import settle
 
 pytest_plugins = ["tests.fixtures_web"]
 EXAMPLES = 8             # per operation and mode: the whole pass takes ~10 s here
-SKIP = {"/api/events"}   # an endless stream; tests/test_web_api.py covers it
+SKIP = {"/api/events", "/api/meter"}   # endless streams; test_web_api.py, test_web_pictures.py cover them
 
 
 def fuzz(operation, mode, base_url: str, daemon) -> list[int]:

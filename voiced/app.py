@@ -34,6 +34,7 @@ from .engines.phrase_cache import PhraseCache
 from .engines.build import recovering_stt, recovering_tts, reprobe_forever
 from .events import EventHub
 from .gpu import GpuManager
+from .meter import Meter
 from .pipeline import PipelineState as S
 from .pipeline import describe
 from .status import status_report, turn_json
@@ -58,6 +59,7 @@ class Daemon:
         self.reload_source = reload_source
         self.notifier = notifier or Notifier()
         self.events = EventHub()
+        self.meter = Meter()                       # the status page's live level meter (fed only while watched)
         self.stats = TurnStats()
         self.observers = Observers()
         self.owner = TurnOwner(self)

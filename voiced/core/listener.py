@@ -141,6 +141,8 @@ class Listener:
     def _detect_wake(self, frame: np.ndarray):
         """The wake detector on one frame, minus detections that are our own reply's echo."""
         detection = self.d.wake.process(frame)
+        if self.d.meter.wanted:   # a status page shows the level and scores (costs nothing otherwise)
+            self.d.meter.frame(frame, self.d.wake)
         echo = self.d.echo
         if detection is not None and echo is not None and echo.is_echo():
             log.info("wake word %s (score %.2f) ignored: the reply itself said it (echo score %.2f)",
@@ -150,6 +152,8 @@ class Listener:
         return detection
 
     def _record(self, frame: np.ndarray) -> None:
+        if self.d.meter.wanted:
+            self.d.meter.frame(frame)
         if self.ptt is not None:   # push-to-talk: the key decides the end, not the VAD
             self.ptt.append(frame)
             if sum(len(f) for f in self.ptt) / RATE >= self.d.settings.vad.max_s:

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from .. import meter as meter_mod
 from ..audio.decode import wav_bytes
 from ..engines.base import EngineError
 from ..pipeline import PipelineState as S
@@ -134,6 +135,35 @@ async def events(request: Request) -> StreamingResponse:
     hello = {"type": "hello", "state": daemon.snapshot().state.value, "time": time.time()}
     return StreamingResponse(request.app.state.streams.stream(hello), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/api/meter", tags=["status"], response_class=StreamingResponse,
+            responses={200: {"description": "Server-Sent Events, about 5 a second: `level_db` (the microphone's "
+                                            "RMS level in dBFS, null when no audio reached the wake word or "
+                                            "end-pointer since the last one), `scores` (each wake word's highest "
+                                            "score since the last one), `threshold`, `state`, `mic`",
+                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+async def meter(request: Request) -> StreamingResponse:
+    """The live microphone level and wake word scores for the status page. The daemon
+    measures them only while at least one of these streams is open."""
+    state = request.app.state
+    return StreamingResponse(meter_mod.stream(state.daemon, _meter_closed(state)), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _meter_closed(state) -> threading.Event:
+    """Set when the server stops (its `state.close`), so open meter streams end at once."""
+    closed = getattr(state, "meter_closed", None)
+    if closed is None:
+        closed = state.meter_closed = threading.Event()
+        close_before = getattr(state, "close", None)
+
+        def close() -> None:
+            closed.set()
+            if close_before is not None:
+                close_before()
+        state.close = close
+    return closed
 
 
 @router.post("/api/trigger", tags=["turns"], status_code=202, response_model=Accepted,
