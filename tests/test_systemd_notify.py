@@ -56,14 +56,9 @@ def systemd_socket(monkeypatch):
         fake.close()
 
 
-# systemd-python (libsystemd's sd_notify) and the built-in datagram fallback.
-BACKENDS = {"systemd-python": {}, "socket": {"use_library": False}}
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_messages(systemd_socket, backend):
-    n = Notifier(**BACKENDS[backend])
-    assert n.enabled and n.backend == backend
+def test_messages(systemd_socket):
+    n = Notifier()   # systemd-python (libsystemd's sd_notify): the one path
+    assert n.enabled and n.backend == "systemd-python"
     assert n.ready("listening for hey_jarvis")
     assert systemd_socket.texts() == ["READY=1\nSTATUS=listening for hey_jarvis"]
 
@@ -90,23 +85,15 @@ def test_status_after_ready_is_deduped(systemd_socket):
     assert systemd_socket.texts() == ["READY=1\nSTATUS=idle"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_abstract_socket(monkeypatch, backend):
+def test_abstract_socket(monkeypatch):
     name = f"voiced-test-{uuid.uuid4().hex}"
     fake = FakeSystemd("\0" + name)
     try:
         monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
-        assert Notifier(**BACKENDS[backend]).ready("up")
+        assert Notifier().ready("up")
         assert fake.texts() == ["READY=1\nSTATUS=up"]
     finally:
         fake.close()
-
-
-def test_explicit_environment_uses_the_socket_backend(systemd_socket):
-    n = Notifier({"NOTIFY_SOCKET": os.environ["NOTIFY_SOCKET"], "WATCHDOG_USEC": "2000000"})
-    assert n.backend == "socket" and n.watchdog_interval() == 1.0
-    assert n.stopping()
-    assert systemd_socket.texts() == ["STOPPING=1"]
 
 
 def test_watchdog_interval(systemd_socket, monkeypatch):
@@ -123,11 +110,10 @@ def test_watchdog_interval(systemd_socket, monkeypatch):
 
 def test_send_failure_is_logged_once_and_never_raises(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone"))
-    for backend in BACKENDS.values():
-        n = Notifier(**backend)
-        with caplog.at_level(logging.WARNING, logger="voiced.systemd"):
-            assert not n.ready("x") and not n.watchdog() and not n.stopping()
-    assert len([r for r in caplog.records if "sd_notify" in r.getMessage()]) == 2
+    n = Notifier()
+    with caplog.at_level(logging.WARNING, logger="voiced.systemd"):
+        assert not n.ready("x") and not n.watchdog() and not n.stopping()
+    assert len([r for r in caplog.records if "sd_notify" in r.getMessage()]) == 1
 
 
 def test_everything_is_a_noop_without_notify_socket(monkeypatch):
@@ -135,17 +121,16 @@ def test_everything_is_a_noop_without_notify_socket(monkeypatch):
         fake = FakeSystemd(str(Path(d) / "notify"))  # exists, but nobody is told about it
         monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
         monkeypatch.setenv("WATCHDOG_USEC", "400000")
-        for backend in BACKENDS.values():
-            n = Notifier(**backend)
-            assert not n.enabled and n.backend == "none"
-            assert not any([n.ready("x"), n.status("y"), n.reloading(), n.stopping(), n.watchdog()])
-            assert n.watchdog_interval() is None
-            calls = []
-            dog = Watchdog(n, lambda calls=calls: calls.append(1) or (True, "ok"), 0.05)
-            dog.start()
-            dog.join(1.0)
-            assert not dog.is_alive() and not dog.active and calls == [] and dog.pings == 0
-            dog.stop()
+        n = Notifier()
+        assert not n.enabled and n.backend == "none"
+        assert not any([n.ready("x"), n.status("y"), n.reloading(), n.stopping(), n.watchdog()])
+        assert n.watchdog_interval() is None
+        calls = []
+        dog = Watchdog(n, lambda calls=calls: calls.append(1) or (True, "ok"), 0.05)
+        dog.start()
+        dog.join(1.0)
+        assert not dog.is_alive() and not dog.active and calls == [] and dog.pings == 0
+        dog.stop()
         assert fake.texts(0.3) == []
         fake.close()
 
@@ -157,9 +142,8 @@ def test_watchdog_without_interval_does_nothing(systemd_socket):
     assert not dog.active and systemd_socket.texts(0.3) == []
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_watchdog_cadence(systemd_socket, backend):
-    n = Notifier(**BACKENDS[backend])
+def test_watchdog_cadence(systemd_socket):
+    n = Notifier()
     dog = Watchdog(n, lambda: (True, "audio flowing"), n.watchdog_interval())
     dog.start()
     try:

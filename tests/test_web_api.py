@@ -237,16 +237,50 @@ METRIC_LINE = re.compile(r'^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(
                          r'(-?[0-9.]+(e[+-]?\d+)?|\+Inf))$')
 
 
+def scrape(http) -> dict:
+    """/metrics through prometheus_client's own text parser: {name: family}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+
+
+def sample(families: dict, family: str, name: str | None = None, **labels) -> float:
+    (value,) = [s.value for s in families[family].samples
+                if s.name == (name or family) and all(s.labels.get(k) == v for k, v in labels.items())]
+    return value
+
+
 def test_metrics_are_prometheus_text_with_histograms(http, recordings):
     assert upload(http, recordings["webm"].read_bytes()).status_code == 200
     response = http.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = response.text.strip().splitlines()
     assert all(METRIC_LINE.match(line) for line in lines), [line for line in lines if not METRIC_LINE.match(line)]
-    values = dict(line.rsplit(" ", 1) for line in lines if not line.startswith("#"))
-    assert float(values["voiced_turns_total"]) >= 1 and values["voiced_up"] == "1"
-    buckets = [float(v) for k, v in values.items() if k.startswith('voiced_stage_latency_seconds_bucket{stage="stt"')]
-    assert buckets == sorted(buckets) and buckets[-1] == float(values['voiced_stage_latency_seconds_count{stage="stt"}'])
+    families = scrape(http)   # parses, or raises
+    assert sample(families, "voiced_turns", "voiced_turns_total") >= 1 and sample(families, "voiced_up") == 1
+    hist = families["voiced_stage_latency_seconds"]
+    assert hist.type == "histogram"
+    buckets = [(float(s.labels["le"]), s.value) for s in hist.samples
+               if s.name.endswith("_bucket") and s.labels["stage"] == "stt"]
+    assert [le for le, _ in buckets] == sorted(le for le, _ in buckets) and buckets[-1][0] == float("inf")
+    counts = [n for _, n in buckets]
+    assert counts == sorted(counts) and counts[-1] == sample(families, "voiced_stage_latency_seconds",
+                                                             "voiced_stage_latency_seconds_count", stage="stt") >= 1
+    # Every name and label voiced exposed before prometheus_client, with its type.
+    kinds = {"voiced_up": "gauge", "voiced_uptime_seconds": "gauge", "voiced_state": "gauge",
+             "voiced_turns": "counter", "voiced_turn_outcomes": "counter", "voiced_errors": "counter",
+             "voiced_recoveries": "counter", "voiced_speculations": "counter", "voiced_end_of_turn": "counter",
+             "voiced_input_reopens": "counter", "voiced_input_ok": "gauge", "voiced_output_ok": "gauge",
+             "voiced_sse_clients": "gauge", "voiced_stage_latency_seconds": "histogram"}
+    assert {name: families[name].type for name in kinds} == kinds
+    assert sum(s.value for s in families["voiced_state"].samples) == 1
+    assert {s.labels["state"] for s in families["voiced_state"].samples} >= {"idle", "listening", "speaking"}
+    assert {s.labels["result"] for s in families["voiced_speculations"].samples} == {"started", "used", "discarded"}
+    assert {s.labels["by"] for s in families["voiced_end_of_turn"].samples} == {"model", "silence"}
+    assert all("outcome" in s.labels for s in families["voiced_turn_outcomes"].samples)
+    # prometheus_client's own collectors
+    assert sample(families, "process_resident_memory_bytes") > 0 and "python_info" in families
+    assert sample(families, "process_cpu_seconds", "process_cpu_seconds_total") > 0
 
 
 def test_docs_work_offline_and_the_schema_lists_every_endpoint(http):
@@ -286,7 +320,7 @@ def test_events_stream_a_state_change_on_trigger_and_unsubscribe_on_disconnect(w
     while subscribers() != before and time.monotonic() < end:
         time.sleep(0.05)
     assert subscribers() == before, "the closed stream's subscription leaked"
-    assert "voiced_sse_clients 0" in httpx.get(web_server.url + "metrics").text
+    assert re.search(r"^voiced_sse_clients 0(\.0)?$", httpx.get(web_server.url + "metrics").text, re.M)
 
 
 def test_cli_client_prints_status_and_triggers(web_server, daemon, capsys):
@@ -309,8 +343,9 @@ def test_metrics_and_status_show_vram_when_a_gpu_is_there(http, daemon, monkeypa
                "requested_fraction": 0.8, "total_mb": 81559, "used_mb": 5120, "limit_mb": 65247,
                "allocated_mb": 4000, "reserved_mb": 4200}
     monkeypatch.setattr(daemon.gpu, "vram", lambda: reading)
-    text = http.get("/metrics").text
-    assert f"voiced_gpu_vram_used_bytes {5120 * 2**20}" in text
-    assert f"voiced_gpu_vram_total_bytes {81559 * 2**20}" in text
-    assert f"voiced_gpu_vram_limit_bytes {65247 * 2**20}" in text
+    families = scrape(http)
+    assert sample(families, "voiced_gpu_vram_used_bytes") == 5120 * 2**20
+    assert sample(families, "voiced_gpu_vram_total_bytes") == 81559 * 2**20
+    assert sample(families, "voiced_gpu_vram_limit_bytes") == 65247 * 2**20
+    assert sample(families, "voiced_gpu_vram_allocated_bytes") == 4000 * 2**20
     assert http.get("/api/status").json()["gpu"] == reading

@@ -37,12 +37,25 @@ class AudioSettings(Section):
     noise_suppression: bool = False
     min_level_dbfs: float = Field(-55.0, le=0)      # quieter captures are dropped as empty
     max_clipped_fraction: float = Field(0.05, ge=0, le=1)
-    output_target_dbfs: float = Field(-18.0, ge=-60, le=0)
+    # Replies are levelled to this integrated loudness (ITU-R BS.1770, LUFS), then scaled by
+    # output_volume. The old key output_target_dbfs (active RMS) is read as its LUFS (-3 dB).
+    output_target_lufs: float = Field(-21.0, ge=-40, le=-5)
     output_volume: float = Field(1.0, ge=0, le=2)
     reopen_backoff_s: float = Field(0.5, gt=0)
     reopen_backoff_max_s: float = Field(30.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0)
     save_requests_dir: str = ""   # "" = keep no audio on disk; else a WAV per request (debugging)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_level_key(cls, data):
+        # On speech, -18 dBFS of active RMS measured -21 LUFS: the old key keeps its loudness.
+        if isinstance(data, dict) and "output_target_dbfs" in data:
+            old = data["output_target_dbfs"]
+            data = {k: v for k, v in data.items() if k != "output_target_dbfs"}
+            if isinstance(old, (int, float)):
+                data["output_target_lufs"] = max(-40.0, min(-5.0, float(old) - 3.0))
+        return data
 
 
 # A list setting that also takes one string (models = "alexa" means ["alexa"]).

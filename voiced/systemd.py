@@ -1,8 +1,9 @@
 """systemd glue: sd_notify messages and a watchdog that tracks real progress.
 
-`Notifier` sends READY/STATUS/RELOADING/STOPPING/WATCHDOG to $NOTIFY_SOCKET, through
-systemd-python when it is installed, else by writing the datagram itself. Without
-$NOTIFY_SOCKET (not started by systemd, or Type= is not notify) every call is a no-op.
+`Notifier` sends READY/STATUS/RELOADING/STOPPING/WATCHDOG to $NOTIFY_SOCKET through
+systemd-python (libsystemd's sd_notify, a hard dependency: one path, no hand-written
+datagram). Without $NOTIFY_SOCKET (not started by systemd, or Type= is not notify) every
+call is a no-op.
 
 `Watchdog` pings only while the daemon says it is alive (core/health.py: its core keeps
 stepping and no slow stage is stuck), so systemd restarts a hung voiced instead of keeping
@@ -12,34 +13,22 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-try:  # systemd-python; optional, the raw datagram below does the same job
-    from systemd import daemon as _sd_daemon
-except ImportError:  # pragma: no cover - depends on the install
-    _sd_daemon = None
+from systemd import daemon as _sd_daemon
 
 log = logging.getLogger(__name__)
-
-
-def _socket_address(path: str) -> str:
-    # "@name" is a Linux abstract socket: on the wire its name starts with a NUL byte.
-    return "\0" + path[1:] if path.startswith("@") else path
 
 
 class Notifier:
     """sd_notify(3) for voiced. Thread-safe; never raises on a send failure."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None, *, use_library: bool = True):
-        env = os.environ if environ is None else environ
-        self._env = env
-        self.socket_path: str | None = env.get("NOTIFY_SOCKET") or None
-        # libsystemd reads the process environment itself, so use it only when that is
-        # where our address came from.
-        self._lib = _sd_daemon if (use_library and environ is None) else None
+    def __init__(self):
+        # libsystemd reads $NOTIFY_SOCKET (a path, or "@name" for an abstract socket) from
+        # the process environment at each send; we read it once to know whether to send.
+        self.socket_path: str | None = os.environ.get("NOTIFY_SOCKET") or None
         self._lock = threading.Lock()
         self._last_status: str | None = None
         self._warned = False
@@ -52,7 +41,7 @@ class Notifier:
     def backend(self) -> str:
         if not self.enabled:
             return "none"
-        return "systemd-python" if self._lib is not None else "socket"
+        return "systemd-python"
 
     # -- the messages ---------------------------------------------------------
     def send(self, *fields: str) -> bool:
@@ -62,19 +51,12 @@ class Notifier:
         message = "\n".join(fields)
         with self._lock:
             try:
-                if self._lib is not None:
-                    return bool(self._lib.notify(message))
-                self._send_raw(message.encode())
-                return True
+                return bool(_sd_daemon.notify(message))
             except OSError as exc:
                 if not self._warned:  # once: a vanished socket would otherwise flood the log
                     log.warning("sd_notify to %s failed: %s", self.socket_path, exc)
                     self._warned = True
                 return False
-
-    def _send_raw(self, payload: bytes) -> None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.sendto(payload, _socket_address(self.socket_path or ""))
 
     def ready(self, status: str = "") -> bool:
         """Startup (or a reload) finished; systemd's watchdog starts counting now."""
@@ -112,8 +94,8 @@ class Notifier:
         if not self.enabled:
             return None
         try:
-            usec = int(self._env.get("WATCHDOG_USEC", ""))
-            pid = self._env.get("WATCHDOG_PID")
+            usec = int(os.environ.get("WATCHDOG_USEC", ""))
+            pid = os.environ.get("WATCHDOG_PID")
             if pid and int(pid) != os.getpid():
                 return None
         except ValueError:

@@ -2,11 +2,12 @@
 
 The reader only reads, converts and enqueues (no inference), so a slow consumer can never
 make the device overrun. A supervisor thread watches it: a device error ends the reader,
-and the supervisor reopens with exponential back-off, recreating the PyAudio object (one
-made while the audio server was down never sees it come back). A suspended source makes
-read() block: after `read_timeout_s` the capture is reported stalled, and if it stays
-stuck the reader is abandoned and a fresh one opened. (PortAudio's callback mode would
-avoid the blocking read, but through ALSA's pulse plugin it delivered audio unreliably.)
+and the supervisor reopens with exponential back-off and jitter (voiced/retry.py),
+recreating the PyAudio object (one made while the audio server was down never sees it
+come back). A suspended source makes read() block: after `read_timeout_s` the capture is
+reported stalled, and if it stays stuck the reader is abandoned and a fresh one opened.
+(PortAudio's callback mode would avoid the blocking read, but through ALSA's pulse plugin it
+delivered audio unreliably.)
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AudioSettings
+from ..retry import Backoff
 from .devices import close_quietly, find_device, new_pyaudio, open_stream
 from .dsp import StreamResampler, downmix
 
@@ -92,7 +94,7 @@ class Capture:
 
     # -- supervisor thread ----------------------------------------------------
     def _run(self) -> None:
-        backoff = self.settings.reopen_backoff_s
+        backoff = Backoff(self.settings.reopen_backoff_s, self.settings.reopen_backoff_max_s)
         reported = None  # log each distinct failure once, not on every retry
         timeout = self.settings.read_timeout_s
         while not self._stop.is_set():
@@ -112,7 +114,7 @@ class Capture:
                 break
             self._ok = False
             if self._frames_since_open:
-                backoff = self.settings.reopen_backoff_s   # it worked for a while: retry soon
+                backoff.reset()   # it worked for a while: retry soon
             exc = error[0] if error else OSError("the input stream ended")
             self._detail = str(exc)
             if str(exc) != reported:
@@ -120,8 +122,7 @@ class Capture:
                           "the audio server runs and the device is plugged in (voiced doctor lists devices)",
                           self._device, exc, self.settings.reopen_backoff_max_s)
                 reported = str(exc)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, self.settings.reopen_backoff_max_s)
+            self._stop.wait(backoff.next())
             self._reopens += 1
 
     def _reader(self, gen: int, done: threading.Event, error: list) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import AudioSettings
 from ..engines.base import SpeechChunk
 from .devices import close_quietly, find_device, new_pyaudio, open_stream
-from .dsp import StreamResampler, float_to_int16, normalize
+from .dsp import StreamResampler, float_to_int16, loudness_gain
 
 log = logging.getLogger(__name__)
 BLOCK_S = 0.05  # write granularity: bounds the stop latency
@@ -39,6 +39,12 @@ class Playback:
         self._stop_at = 0.0
         self.cut_s: float | None = None   # last stop(): seconds until the stream was closed
         self.volume = 1.0   # a media player's volume (Home Assistant), over [audio] output_volume
+
+    @property
+    def target_lufs(self) -> float:
+        """Replies are levelled to this integrated loudness (ITU-R BS.1770, pyloudnorm), then
+        scaled by output_volume: [audio] output_target_lufs where the config has it."""
+        return float(self.settings.output_target_lufs)
 
     @property
     def playing(self) -> bool:
@@ -77,23 +83,13 @@ class Playback:
             resampler: StreamResampler | None = None
             src_rate = None
             gain = None
-            for chunk in chunks:
-                if self._stop.is_set():
-                    break
-                audio = chunk.audio.astype(np.float32, copy=False)
-                if gain is None and not level:
-                    gain = 1.0
-                if gain is None:  # one gain per reply, from its first sentence: no level jumps
-                    level_fixed = normalize(audio, self.settings.output_target_dbfs, rate=chunk.sample_rate)
-                    gain = float(np.max(np.abs(level_fixed)) / max(float(np.max(np.abs(audio))), 1e-9))
-                audio = np.clip(audio * gain * self.settings.output_volume * self.volume, -1, 1)
-                if src_rate != chunk.sample_rate:
-                    src_rate, resampler = chunk.sample_rate, StreamResampler(chunk.sample_rate, choice.rate)
-                out = resampler.process(audio)
-                frames = int(choice.rate * BLOCK_S)
+            frames = int(choice.rate * BLOCK_S)
+
+            def write(out: np.ndarray) -> None:
+                nonlocal played
                 for i in range(0, len(out), frames):
                     if self._stop.is_set():
-                        break
+                        return
                     piece = out[i:i + frames]
                     if self.observer is not None:   # per block: never delays the first sound
                         self.observer.audio(piece, choice.rate)
@@ -102,6 +98,21 @@ class Playback:
                     if played == 0.0 and on_first_audio:
                         on_first_audio()
                     played += len(piece) / choice.rate
+
+            for chunk in chunks:
+                if self._stop.is_set():
+                    break
+                audio = chunk.audio.astype(np.float32, copy=False)
+                if gain is None:  # one gain per reply, from its first sentence: no level jumps
+                    gain = loudness_gain(audio, chunk.sample_rate, self.target_lufs) if level else 1.0
+                audio = np.clip(audio * gain * self.settings.output_volume * self.volume, -1, 1)
+                if src_rate != chunk.sample_rate:
+                    if resampler is not None:
+                        write(resampler.flush())   # the last sentence's tail, at its own rate
+                    src_rate, resampler = chunk.sample_rate, StreamResampler(chunk.sample_rate, choice.rate)
+                write(resampler.process(audio))
+            if resampler is not None and not self._stop.is_set():
+                write(resampler.flush())
             if not self._stop.is_set():
                 # Pad with a short silence so the device drains the last sentence before close.
                 stream.write(b"\0\0" * choice.channels * int(choice.rate * 0.1))

@@ -81,7 +81,7 @@ class TurnWorker:
                 if not parts:
                     job.progress(mark="first_audio")
                 parts.append(dsp.resample(chunk.audio, chunk.sample_rate, rate))
-            audio_out = (dsp.normalize(np.concatenate(parts), self.d.settings.audio.output_target_dbfs, rate=rate)
+            audio_out = (dsp.normalize_loudness(np.concatenate(parts), self.d.settings.audio.output_target_lufs, rate)
                          if parts else np.zeros(0, np.float32))
             job.finish("answered", result={"audio": audio_out, "sample_rate": rate})
         self._guard(job, run, raise_to_caller=True)

@@ -133,8 +133,7 @@ async def events(request: Request) -> StreamingResponse:
     """Live updates; `: keep-alive` comments every 15 s."""
     daemon = request.app.state.daemon
     hello = {"type": "hello", "state": daemon.snapshot().state.value, "time": time.time()}
-    return StreamingResponse(request.app.state.streams.stream(hello), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return request.app.state.streams.response(hello)   # sse-starlette: keep-alives, disconnects
 
 
 @router.get("/api/meter", tags=["status"], response_class=StreamingResponse,

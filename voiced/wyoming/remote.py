@@ -16,6 +16,7 @@ from typing import Any
 from ..config import Settings, WyomingSettings, with_section
 from ..engines.base import PLAIN, EngineInfo, SpeechChunk, Transcript, TransientEngineError, VoiceStyle
 from ..recovery import remaining_text
+from ..retry import Backoff
 from .client import RemoteBusy, host_port
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 _HEALTHS: weakref.WeakSet = weakref.WeakSet()   # every RemoteHealth alive: the roles that share a remote
 _HEALTHS_LOCK = threading.Lock()
-MAX_DOUBLINGS = 32          # the back-off's exponent stops here (2**1024 would overflow a float)
 
 
 def remote_key(uri: str) -> str:
@@ -36,7 +36,8 @@ def remote_key(uri: str) -> str:
 
 
 class RemoteHealth:
-    """Up or down, and when to try again (exponential back-off from the first failure).
+    """Up or down, and when to try again (exponential back-off with jitter from the first
+    failure, voiced/retry.py).
 
     The roles that use one remote (STT, TTS, the wake word stream) each have one, with a
     back-off of their own; when one of them reaches the remote again, the others that are
@@ -52,6 +53,7 @@ class RemoteHealth:
         self.last_error = ""
         self.last_ok: float | None = None   # wall time
         self.retry_at = 0.0            # monotonic
+        self._backoff = Backoff(ws.reconnect_backoff_s, ws.reconnect_backoff_max_s)
         self.requests = {"remote": 0, "local": 0, "busy": 0}
         self._lock = threading.Lock()
         self._wakeup = threading.Event()   # ends sleep() early: retry_now() or interrupt()
@@ -79,8 +81,7 @@ class RemoteHealth:
         with self._lock:
             self.failures += 1
             self.total_failures += 1
-            doublings = min(self.failures - 1, MAX_DOUBLINGS)
-            delay = min(self.ws.reconnect_backoff_max_s, self.ws.reconnect_backoff_s * 2 ** doublings)
+            delay = self._backoff.delay(self.failures)
             self.state, self.last_error, self.retry_at = "down", str(exc), time.monotonic() + delay
             return delay
 
