@@ -145,7 +145,7 @@ def voiced_server(fast_whisper_settings, faster_whisper_stt, oww_dir):
     tts = PiperEngine(s.tts)
     tts.info = tts.load()
     service = WyomingService(WyomingSettings(enabled=True), faster_whisper_stt, tts, ("hey_jarvis",),
-                             lambda: WakeWordDetector(s.wake, assets_dir(s)), s.stt.language)
+                             lambda: WakeWordDetector(s.wake, assets_dir(s)), s.stt.forced_language or "auto")
     server = WyomingServer(service, "127.0.0.1", free_port()).start()
     yield server
     server.stop()

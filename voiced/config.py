@@ -156,7 +156,11 @@ class SttSettings(Section):
     wyoming_uri: str = ""                   # "tcp://gpu-box:10300" when engine = "wyoming"
     model: str = "openai/whisper-base.en"   # hub id or local directory
     device: Literal["auto", "cuda", "cpu"] = "auto"
-    language: str = "en"
+    # "en" (one language, no detection), "auto" (detected per request), or a list such as
+    # ["en", "de", "fr"]: detected per request among those only.
+    language: OneOrMany = ("en",)
+    # Words Whisper should expect (names, rooms, the wake word): biases recognition toward them.
+    vocabulary: OneOrMany = ()
     max_new_tokens: int = Field(96, ge=8, le=440)
     no_speech_threshold: float = Field(0.6, gt=0, le=1)
     warmup: bool = True
@@ -168,6 +172,18 @@ class SttSettings(Section):
     def _remote_needs_uri(self):
         _check_wyoming_uri(self.engine, self.wyoming_uri, "stt")
         return self
+
+    @property
+    def forced_language(self) -> str | None:
+        """The one language when no detection is wanted ("en"), else None ("auto" or a list)."""
+        codes = [c.strip().lower() for c in self.language if c.strip()]
+        return codes[0] if len(codes) == 1 and codes[0] != "auto" else None
+
+    @property
+    def allowed_languages(self) -> tuple[str, ...]:
+        """The languages detection may choose from; () = any."""
+        codes = tuple(c.strip().lower() for c in self.language if c.strip() and c.strip().lower() != "auto")
+        return codes if len(codes) > 1 else ()
 
 
 class ResponderSettings(Section):
@@ -200,6 +216,10 @@ class TtsSettings(Section):
     max_speech_tokens: int = Field(1000, ge=10, le=4000)
     piper_voice: str = "joe-us"              # packaged voice name or path to a .onnx
     espeak_voice: str = "en-us"
+    # The voice for a reply in another language than the configured one: language -> voice,
+    # "piper:<name or .onnx>" or "espeak:<espeak voice>". A language not listed is spoken by
+    # espeak-ng's voice for it when it has one, else by the default voice (and logged).
+    voices_by_language: dict[str, str] = Field(default_factory=dict)
     phrase_cache_items: int = Field(64, ge=0, le=10_000)   # replies kept to replay; 0 = off
 
     @model_validator(mode="after")

@@ -104,7 +104,7 @@ class FasterWhisperSTT:
             raise FatalEngineError(f"cannot load faster-whisper weights {model} ({type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0] if str(exc) else ''}): run `voiced models fetch`") from exc
         notes = [f"CTranslate2 {COMPUTE_TYPES[device]}"]
-        language = self.stt.language.strip().lower()
+        language = self.stt.forced_language or "auto"
         self._language = None
         if self._model.model.is_multilingual and language not in ("", "auto"):
             self._language = language     # also skips the per-call language detection pass

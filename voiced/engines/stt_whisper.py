@@ -100,7 +100,7 @@ class WhisperSTT:
 
         notes = []
         self._gen_kwargs = {"num_beams": 1, "do_sample": False, "max_new_tokens": self.stt.max_new_tokens}
-        language = self.stt.language.strip().lower()
+        language = self.stt.forced_language or "auto"
         # The loaded generation config knows; resolve() only guessed for a hub id.
         multilingual = bool(getattr(pipe.model.generation_config, "is_multilingual", multilingual))
         if multilingual and language not in ("", "auto"):

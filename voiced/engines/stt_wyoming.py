@@ -20,7 +20,7 @@ class WyomingSTT:
     name = "wyoming"
 
     def __init__(self, settings: Settings):
-        self.language = settings.stt.language
+        self.language = settings.stt.forced_language or ""
         self.remote = WyomingRequests(settings.stt.wyoming_uri, settings.wyoming)
         self.info: EngineInfo | None = None
 

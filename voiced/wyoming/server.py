@@ -62,7 +62,7 @@ class WyomingService:
 
         s = daemon.settings
         return cls(settings, daemon.stt, daemon.tts, daemon.wake.names,
-                   lambda: WakeWordDetector(s.wake, assets_dir(s)), s.stt.language, prepare=daemon.prepare_request,
+                   lambda: WakeWordDetector(s.wake, assets_dir(s)), s.stt.forced_language or "auto", prepare=daemon.prepare_request,
                    style=daemon.default_style)   # the daemon's own voice: default voice, speed, pitch
 
     def connect(self) -> bool:
