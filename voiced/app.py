@@ -30,6 +30,7 @@ from .core.owner import TurnOwner
 from .core.reload import give_memory_back, models_of, retune
 from .end_of_turn import load_turn_model as turn_model
 from .engines.base import Transcript, VoiceStyle
+from .engines.language_voices import LanguageVoices
 from .engines.phrase_cache import PhraseCache
 from .engines.build import recovering_stt, recovering_tts, reprobe_forever
 from .events import EventHub
@@ -73,6 +74,7 @@ class Daemon:
         self.gpu = GpuManager(settings)
         self.earcons = Earcons(settings.earcons)
         self.phrases = PhraseCache(settings.tts.phrase_cache_items)
+        self.language_voices = LanguageVoices(settings)   # replies in other languages
         self.hotkey = None
         self.wyoming = None                        # [wyoming] server, started after the models load
         self.satellite = None                      # [homeassistant]: Home Assistant's voice satellite
@@ -226,6 +228,7 @@ class Daemon:
         if job is not None and job.thread is not None:
             job.thread.join(1.0)
         self.speaker.close(1.0)
+        self.language_voices.close()   # a Piper voice for another language runs in its own process
         self.observers.close(1.0)
 
     # -- reload: prepared here, swapped in by the owner between turns ---------------------
@@ -303,6 +306,9 @@ class Daemon:
                 threading.Thread(target=old_hotkey.stop, name="hotkey-stop", daemon=True).start()
             self._start_hotkey()
         self.earcons = Earcons(settings.earcons)
+        if (settings.tts, settings.stt.language) != (old.tts, old.stt.language):
+            old_voices, self.language_voices = self.language_voices, LanguageVoices(settings)
+            threading.Thread(target=old_voices.close, name="voices-close", daemon=True).start()
         self.voices = open_store(settings)
         logging.getLogger().setLevel(settings.log.level)
         if restart:

@@ -57,6 +57,7 @@ class Turn:
     transcript: str = ""
     reply: str = ""
     outcome: str = "in progress"                   # "answered", "no speech", "rejected: ...", "error: ..."
+    language: str = ""                             # the request's language, when known
     engines: dict[str, str] = field(default_factory=dict)
 
     def durations(self) -> dict[str, float]:

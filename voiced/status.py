@@ -56,4 +56,5 @@ def end_of_turn_status(daemon) -> dict:
 
 def turn_json(turn) -> dict:
     return {"id": turn.id, "trigger": turn.trigger, "time": turn.started, "transcript": turn.transcript,
+            "language": turn.language,
             "reply": turn.reply, "outcome": turn.outcome, "timings": turn.durations()}

@@ -63,7 +63,11 @@ class Speculation:
                 return
             if is_cancel(text, d.settings.conversation.cancel_phrases):
                 return   # the worker handles the cancel phrase itself
+            language = getattr(self.transcript, "language", "") or ""
+            d.context.language = language
             reply = d.responder.respond(text, d.context)
+            if language and not reply.language:
+                reply = replace(reply, language=language)
             styled, style = hints.styled(reply.text, d.voices, d.settings.voices)
             if style is not None:
                 reply = replace(reply, text=styled, style=style)
@@ -71,7 +75,8 @@ class Speculation:
                 return
             sentences = split_sentences(reply.text) or [reply.text]
             held = []
-            for chunk in d.tts.synthesize(sentences[0], reply.style or d.default_style()):
+            tts = d.language_voices.engine_for(reply.language) or d.tts
+            for chunk in tts.synthesize(sentences[0], reply.style or d.default_style()):
                 if self.cancel.is_set():
                     return
                 held.append(chunk)

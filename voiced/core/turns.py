@@ -75,7 +75,7 @@ class TurnWorker:
                 return
             job.progress(S.SPEAKING)
             parts, rate = [], self.d.settings.audio.output_rate
-            for chunk in self.speech(job, reply.text, style or reply.style):
+            for chunk in self.speech(job, reply.text, style or reply.style, reply.language):
                 if job.cancel.is_set():
                     return
                 if not parts:
@@ -138,7 +138,7 @@ class TurnWorker:
             # Prepared at the pause: its first sentence plays now, the rest is made meanwhile.
             audio = self._held_then(job, early)
         else:
-            audio = self.speech(job, reply.text, reply.style)
+            audio = self.speech(job, reply.text, reply.style, reply.language)
         played = self.d.speaker.play(audio, tag=job.turn, on_first_audio=lambda: job.progress(mark="first_audio"))
         outcome = _played_outcome(played, "answered")
         job.finish(outcome, follow_up=wants_follow_up(self.d.settings.conversation.follow_up_s, outcome,
@@ -156,12 +156,13 @@ class TurnWorker:
                 job.finish(f"dropped: {why}")
                 raise Ended
             transcript = self._bounded(job, "stt", lambda: d.stt.transcribe(audio), d.settings.watchdog.stt_timeout_s)
-        job.progress(mark="transcript", transcript=transcript.text)
+        language = getattr(transcript, "language", "") or ""
+        job.progress(mark="transcript", transcript=transcript.text, language=language)
         if not transcript.text:
             log.info("nothing to answer: %s (model said %r)", transcript.rejected, transcript.raw_text)
             job.finish(f"rejected: {transcript.rejected}")
             raise Ended
-        d.events.publish("transcript", text=transcript.text, turn=job.turn)
+        d.events.publish("transcript", text=transcript.text, turn=job.turn, language=language)
         if is_cancel(transcript.text, d.settings.conversation.cancel_phrases):
             log.info("cancelled by %r", transcript.text)
             job.finish("cancelled")
@@ -172,6 +173,7 @@ class TurnWorker:
         if early is not None and early.answered and early.transcript is transcript:
             reply = early.reply
         else:
+            d.context.language = language
             reply = self._bounded(job, "respond", lambda: d.responder.respond(transcript.text, d.context),
                                   d.settings.responder.timeout_s + RESPOND_MARGIN_S)
             text, style = hints.styled(reply.text, d.voices, d.settings.voices)
@@ -181,24 +183,28 @@ class TurnWorker:
             log.info("responder %s: %s", reply.source, reply.note)
         job.progress(mark="reply", reply=reply.text)
         d.events.publish("reply", text=reply.text, source=reply.source, turn=job.turn)
+        if language and not reply.language:
+            reply = replace(reply, language=language)
         d.context.history.append((transcript.text, reply.text))
         del d.context.history[:-20]
         if job.cancel.is_set():
             raise Ended
         return transcript, reply
 
-    def speech(self, job: TurnJob, text: str, style: VoiceStyle | None = None):
-        """The reply's audio, sentence by sentence, each within the TTS deadline."""
+    def speech(self, job: TurnJob, text: str, style: VoiceStyle | None = None, language: str = ""):
+        """The reply's audio, sentence by sentence, each within the TTS deadline; in another
+        language than the home one, by that language's voice (engines/language_voices.py)."""
         d = self.d
         style = style or d.default_style()
-        key = (d.tts.info.name if d.tts.info else "", text, style, _mtime(style.clip))
+        tts = d.language_voices.engine_for(language) or d.tts
+        key = (tts.info.name if getattr(tts, "info", None) else language, text, style, _mtime(style.clip))
 
         def speech():
-            if d.settings.tts.engine == "wyoming":
+            if tts is d.tts and d.settings.tts.engine == "wyoming":
                 # Not cached here: while the remote is down the local voice answers, and that
                 # audio must not be replayed for the remote once it is back.
                 return d.tts.synthesize(text, style)
-            return d.phrases.speak(key, lambda: d.tts.synthesize(text, style))
+            return d.phrases.speak(key, lambda: tts.synthesize(text, style))
         try:
             for chunk in iter_with_deadline("tts", speech, d.settings.watchdog.tts_chunk_timeout_s):
                 if job.cancel.is_set():
@@ -242,7 +248,7 @@ class TurnWorker:
         """The first sentence made at the pause, then the rest of the reply."""
         yield from early.held
         if early.rest and not job.cancel.is_set():
-            yield from self.speech(job, early.rest, early.reply.style)
+            yield from self.speech(job, early.rest, early.reply.style, early.reply.language)
 
     def _save_request(self, job: TurnJob, pcm: np.ndarray) -> None:
         from ..audio.decode import write_wav

@@ -11,6 +11,7 @@ class Reply:
     source: str                 # responder that produced it: "builtin", "command", "openai"
     note: str = ""              # e.g. why a fallback answered, for the log/status
     style: Any = None           # a VoiceStyle the reply asked for (voiced.voices.hints), or None
+    language: str = ""          # the language it is in (the request's), "" = the home language
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Context:
     status: Callable[[], str] = lambda: "running"
     history: list[tuple[str, str]] = field(default_factory=list)   # (user, assistant), oldest first
     style_hint: Callable[[], str] = lambda: ""   # how a reply may choose its voice ("" = it may not)
+    language: str = ""          # the request's language ("de"), set per turn; "" = unknown
 
 
 class Responder(Protocol):

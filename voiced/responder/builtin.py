@@ -5,6 +5,7 @@ import datetime as dt
 import re
 from typing import Callable
 
+from . import languages
 from .base import Context, Reply
 
 _RULES: list[tuple[re.Pattern, str]] = [
@@ -30,8 +31,14 @@ class BuiltinResponder:
 
     def respond(self, transcript: str, context: Context) -> Reply:
         words = transcript.lower().strip()
-        intent = next((name for pattern, name in _RULES if pattern.search(words)), "echo")
         now = self._clock()
+        lang = getattr(context, "language", "") or ""
+        if lang and lang != "en":   # German, French, Spanish: languages.py
+            other = languages.intent(lang, words) or "echo"
+            text = languages.answer(lang, other, transcript, now)
+            if text is not None:
+                return Reply(text=text, source=self.name, note=f"{other} ({lang})")
+        intent = next((name for pattern, name in _RULES if pattern.search(words)), "echo")
         if intent == "time":
             text = _spoken_time(now)
         elif intent == "date":

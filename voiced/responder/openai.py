@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 from ..config import ResponderSettings
+from .languages import language_name
 from .base import Context, Reply
 from .builtin import BuiltinResponder
 
@@ -24,6 +25,8 @@ class OpenAIResponder:
 
     def _messages(self, transcript: str, context: Context) -> list[dict]:
         hint = context.style_hint()
+        if context.language and context.language != "en":
+            hint = f"{hint} The user speaks {language_name(context.language)}: answer in it.".strip()
         messages = [{"role": "system", "content": f"{self.s.system_prompt} {hint}".strip()}]
         for user, assistant in context.history[-HISTORY_TURNS:]:
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
