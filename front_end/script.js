@@ -74,7 +74,8 @@ function renderTurn(entry) {
   const oldAudio = li.querySelector("audio");   // keep it: it may be playing
   li.replaceChildren();
   const when = d.time ? new Date(d.time * 1000).toLocaleTimeString() : "";
-  li.appendChild(el("div", "meta", [when, sourceLabel(d.trigger)].filter(Boolean).join(" · ")));
+  const language = d.language && d.language !== "en" ? `in ${d.language}` : "";
+  li.appendChild(el("div", "meta", [when, sourceLabel(d.trigger), language].filter(Boolean).join(" · ")));
   if (d.transcript) li.appendChild(el("p", "bubble user", d.transcript));
   if (d.reply) li.appendChild(el("p", "bubble bot", d.reply));
   if (d.outcome && !["answered", "spoken", "in progress"].includes(d.outcome)) {

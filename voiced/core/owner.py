@@ -367,6 +367,7 @@ class TurnOwner:
     def _result(self, turn, result) -> dict:
         result = result or {}
         return {"transcript": turn.transcript if turn else "", "reply": turn.reply if turn else "",
+                "language": turn.language if turn else "",
                 "audio": result.get("audio"), "sample_rate": result.get("sample_rate", self.d.settings.audio.output_rate),
                 "outcome": turn.outcome if turn else "", "timings": turn.durations() if turn else {},
                 "turn": turn.id if turn else 0, "error": result.get("error")}

@@ -45,6 +45,7 @@ class SayIn(BaseModel):
 
 class UtteranceOut(BaseModel):
     transcript: str = Field(description="What Whisper heard; empty when nothing usable was heard")
+    language: str = Field("", description="The request's language (ISO 639-1), when known")
     reply: str
     audio_url: str | None = Field(description="The reply as 24 kHz mono 16-bit WAV (kept in memory, "
                                               "the last few only); null when there is no reply")
@@ -206,7 +207,8 @@ async def utterance(request: Request) -> UtteranceOut:
         wav = await run_in_threadpool(wav_bytes, result["audio"], result["sample_rate"])
         url = str(request.url_for("reply_audio", key=app.replies.put(result["turn"], wav)).path)
     timings = {"decode": round(decoded - t0, 3), **result["timings"], "request": round(time.monotonic() - t0, 3)}
-    return UtteranceOut(transcript=result["transcript"], reply=result["reply"], audio_url=url, timings=timings,
+    return UtteranceOut(transcript=result["transcript"], language=result.get("language", ""),
+                        reply=result["reply"], audio_url=url, timings=timings,
                         outcome=result["outcome"], turn=result["turn"])
 
 
