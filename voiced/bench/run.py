@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .common import Skip
 
-PARTS = ("wake", "vad", "stt", "tts", "e2e", "turn")
+PARTS = ("wake", "vad", "stt", "tts", "e2e", "turn", "accuracy")
+DEFAULT_PARTS = PARTS[:-1]   # accuracy (~10 min: a set of 700 files, a daemon per language) only when asked
 NOISE_NOTE = ("Numbers are noisy on a small shared CPU: compare the ratios (naive / voiced, measured "
               "side by side in the same run) more than the absolute figures.")
 
@@ -29,9 +30,9 @@ def plan(quick: bool) -> dict:
     """Repeats and durations per part: --quick finishes in under ~3 minutes on 2 cores."""
     if quick:
         return {"wake": 4, "idle_s": 5, "vad": 4, "stt": 2, "stt_lengths": (1, 5, 15), "tts": 2,
-                "tts_budget_s": 60, "e2e_turns": 2, "e2e_idle_s": 3}
+                "tts_budget_s": 60, "e2e_turns": 2, "e2e_idle_s": 3, "accuracy_requests": 4}
     return {"wake": 12, "idle_s": 20, "vad": 12, "stt": 5, "stt_lengths": (1, 5, 15, 30), "tts": 5,
-            "tts_budget_s": 240, "e2e_turns": 5, "e2e_idle_s": 10}
+            "tts_budget_s": 240, "e2e_turns": 5, "e2e_idle_s": 10, "accuracy_requests": 8}
 
 
 def _meta(settings, quick: bool, parts: list[str]) -> dict:
@@ -99,6 +100,9 @@ def _run_part(part, settings, p, chatterbox_random, config, tts_engines) -> dict
         return bench_stt(settings, p["stt"], p["stt_lengths"])
     if part == "tts":
         return _run_tts(settings, p, chatterbox_random, tts_engines)
+    if part == "accuracy":
+        from .accuracy import bench_accuracy
+        return bench_accuracy(settings, p["accuracy_requests"], config)
     if part == "turn":
         from .end_of_turn import bench_cutoffs, bench_modes
         return {"cutoffs": bench_cutoffs(settings), "modes": bench_modes(settings, p["e2e_turns"], 1, config)}
@@ -201,6 +205,9 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
             add("e2e: daemon idle RSS (+ children)", m["daemon_mb"], "MB", f"+{m['children_mb']} MB in {m['children']} child")
         elif part == "turn":
             rows += _turn_rows(x, add)
+        elif part == "accuracy":
+            from .accuracy import table_rows as accuracy_rows
+            rows += accuracy_rows(x)
     return rows
 
 
@@ -265,7 +272,8 @@ def format_table(r: dict) -> str:
 # ---- command line ------------------------------------------------------------------------
 def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--quick", action="store_true", help="fewer repeats and lengths (under ~3 minutes on 2 cores)")
-    b.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
+    b.add_argument("--parts", default=",".join(DEFAULT_PARTS),
+                   help=f"comma-separated subset of {','.join(PARTS)} (default: all but accuracy)")
     b.add_argument("--out", metavar="FILE", help="JSON output (default: bench-results/bench-<timestamp>.json)")
     b.add_argument("--chatterbox-random", metavar="DIR",
                    help="also time Chatterbox on the random-weight test checkpoint in DIR (built there if missing); "
