@@ -43,6 +43,8 @@ class Transcript:
     no_speech_prob: float | None = None
     rejected: str | None = None    # why the text was dropped, for the log
     raw_text: str = ""             # what the model said before filtering
+    language: str = ""             # Whisper's code ("en", "de"...): forced or detected; "" = unknown
+    language_probability: float | None = None   # Whisper's probability of `language`; None = forced
 
 
 @dataclass(frozen=True)

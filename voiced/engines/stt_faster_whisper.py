@@ -12,6 +12,17 @@ runs on the padded 30 s whatever the audio. CTranslate2 accepts fewer frames, so
 under [stt] short_window_s is encoded in max(short_window_s, audio + 1 s) and decoded
 directly (greedy, the same suppressed tokens and no-speech probability as faster-whisper's
 own path). Windows much shorter than ~10 s make Whisper repeat the request over and over.
+
+Language: forced ([stt] language = "en") on a multilingual model, or detected per request
+("auto", or a list to choose from). Detection reads CTranslate2's language probabilities from the
+encoder output the decode then uses (encoded once): a request of one window goes through the
+direct path above (its short window, or the full 30 s), longer audio is detected on its first
+30 s by faster-whisper. The no-speech probability is that of the start-of-transcript step, before
+the language token, so the gate is the same in every language.
+
+Vocabulary ([stt] vocabulary, engines/vocabulary.py): a prompt after <|startofprev|>, as
+faster-whisper's `hotwords` does; the no-speech gate is then read without it (a prompt makes
+Whisper less sure there is nothing to hear).
 """
 from __future__ import annotations
 
@@ -34,6 +45,7 @@ from voiced.engines.base import (
 )
 from voiced.engines.hallucination import filtered_transcript
 from voiced.engines.threads import cpu_threads
+from voiced.engines.vocabulary import bias_prompt
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +75,9 @@ class FasterWhisperSTT:
         self._model = None
         self._language: str | None = None
         self._lock = threading.Lock()   # one model, one call at a time
-        self._tokenizer = None
+        self._tokenizers: dict[str, object] = {}
+        self._prompt = ""                  # the vocabulary prompt, "" = none
+        self._prompt_tokens: list[int] = []
         self.info: EngineInfo | None = None
 
     def _device(self, ctranslate2) -> str:
@@ -109,6 +123,15 @@ class FasterWhisperSTT:
         if self._model.model.is_multilingual and language not in ("", "auto"):
             self._language = language     # also skips the per-call language detection pass
             notes.append(f"multilingual model: language forced to {language!r}, task transcribe")
+        elif self._model.model.is_multilingual:
+            allowed = self.stt.allowed_languages
+            notes.append("multilingual model: language detected per request"
+                         + (f" among {', '.join(allowed)}" if allowed else ""))
+        tokenizer = self._tokenizer(self._language or "en")
+        self._prompt = bias_prompt(self.settings, lambda text: len(tokenizer.encode(text)))
+        self._prompt_tokens = tokenizer.encode(" " + self._prompt) if self._prompt else []
+        if self._prompt:
+            notes.append(f"vocabulary prompt: {self._prompt!r}")
         log.info("faster-whisper: loaded %s on %s in %.1f s (%s)", model, device, time.monotonic() - started, source)
         self.info = EngineInfo(self.name, device, model, source, tuple(notes))
         return self.info
@@ -118,39 +141,92 @@ class FasterWhisperSTT:
             raise FatalEngineError("FasterWhisperSTT.transcribe called before load()")
         return self._model
 
-    def _decode(self, audio: np.ndarray, max_new_tokens: int, long_form: bool) -> list:
+    def _decode(self, audio: np.ndarray, max_new_tokens: int, long_form: bool, language: str | None = None) -> list:
         try:
-            return self._segments(audio, max_new_tokens, long_form)
+            return self._segments(audio, max_new_tokens, long_form, language)
         except RuntimeError as exc:
             raise _as_engine_error(exc) from exc
 
-    def _short_window(self, audio: np.ndarray, max_new_tokens: int) -> tuple[str, float]:
-        """(text, no-speech probability) of one request in a window shorter than 30 s."""
-        import ctranslate2
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """What this model can transcribe: Whisper's codes, ("en",) for an English-only model."""
+        return tuple(self._model.supported_languages) if self._model is not None else ()
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._require().model.is_multilingual)
+
+    def _tokenizer(self, language: str):
         from faster_whisper.tokenizer import Tokenizer
+
+        if language not in self._tokenizers:
+            model = self._require()
+            self._tokenizers[language] = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
+                                                   task="transcribe", language=language)
+        return self._tokenizers[language]
+
+    def _pick_language(self, probabilities: list[tuple[str, float]]) -> tuple[str, float]:
+        """The most probable language, among [stt] language's list when there is one.
+        `probabilities`: (code, p), most probable first."""
+        allowed = self.stt.allowed_languages
+        ranked = [(code, p) for code, p in probabilities if not allowed or code in allowed]
+        code, p = (ranked or probabilities)[0]
+        return code, float(p)
+
+    def _detect(self, encoded) -> tuple[str, float | None]:
+        """(language, probability) for a request: the forced one (None), or Whisper's."""
+        if self._language is not None:
+            return self._language, None
+        if not self.multilingual:
+            return "en", None
+        results = self._require().model.detect_language(encoded)[0]   # [("<|de|>", p), ...], sorted
+        return self._pick_language([(token[2:-2], p) for token, p in results])
+
+    def _short_window(self, audio: np.ndarray, max_new_tokens: int,
+                      window_s: float | None = None) -> tuple[str, float, str, float | None]:
+        """(text, no-speech probability, language, its probability) of one request in a window
+        of `window_s` ([stt] short_window_s, at least the audio + 1 s, at most 30 s)."""
+        import ctranslate2
         from faster_whisper.transcribe import get_suppressed_tokens
 
         model = self._require()
+        window_s = self.stt.short_window_s if window_s is None else window_s
         features = model.feature_extractor(audio)            # [80, frames], not padded
         frames = min(int(WINDOW_S * FRAMES_PER_S),
-                     max(round(self.stt.short_window_s * FRAMES_PER_S), features.shape[-1] + FRAMES_PER_S))
+                     max(round(window_s * FRAMES_PER_S), features.shape[-1] + FRAMES_PER_S))
         window = np.zeros((1, features.shape[0], frames), np.float32)
         used = min(frames, features.shape[-1])
         window[0, :, :used] = features[:, :used]
-        if self._tokenizer is None:
-            self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
-                                        language=self._language or "en")
-        tok = self._tokenizer
-        prompt = list(tok.sot_sequence) + [tok.no_timestamps]
         encoded = model.model.encode(ctranslate2.StorageView.from_array(window))
-        result = model.model.generate(encoded, [prompt], beam_size=1, max_length=len(prompt) + max_new_tokens,
+        language, p_language = self._detect(encoded)
+        tok = self._tokenizer(language)
+        prompt = list(tok.sot_sequence) + [tok.no_timestamps]
+        context = [tok.sot_prev] + self._prompt_tokens if self._prompt_tokens else []
+        result = model.model.generate(encoded, [context + prompt], beam_size=1,
+                                      max_length=len(context) + len(prompt) + max_new_tokens,
                                       return_no_speech_prob=True, suppress_blank=True,
                                       suppress_tokens=get_suppressed_tokens(tok, [-1]))[0]
-        return tok.decode(result.sequences_ids[0]).strip(), float(result.no_speech_prob)
+        p_none = float(result.no_speech_prob)
+        if context:
+            # The gate reads the start-of-transcript step without the prompt (one decoder step).
+            p_none = float(model.model.generate(encoded, [[tok.sot]], beam_size=1, max_length=2,
+                                                return_no_speech_prob=True)[0].no_speech_prob)
+        return tok.decode(result.sequences_ids[0]).strip(), p_none, language, p_language
 
-    def _segments(self, audio: np.ndarray, max_new_tokens: int, long_form: bool) -> list:
+    def _long_form_language(self, audio: np.ndarray) -> tuple[str, float | None]:
+        """Detected on the first 30 s (faster-whisper encodes them once more for this)."""
+        if self._language is not None:
+            return self._language, None
+        if not self.multilingual:
+            return "en", None
+        _code, _p, probabilities = self._require().detect_language(audio, language_detection_segments=1)
+        return self._pick_language(probabilities)
+
+    def _segments(self, audio: np.ndarray, max_new_tokens: int, long_form: bool,
+                  language: str | None = None) -> list:
         segments, _info = self._require().transcribe(
-            audio, language=self._language, task="transcribe", beam_size=1, best_of=1,
+            audio, language=language or self._language, task="transcribe", beam_size=1, best_of=1,
+            hotwords=self._prompt or None,
             temperature=0.0, condition_on_previous_text=False, vad_filter=False,
             max_new_tokens=max_new_tokens, without_timestamps=not long_form,
             # One window: the gate below decides. Long-form: faster-whisper skips silent windows.
@@ -173,21 +249,26 @@ class FasterWhisperSTT:
         if audio.size == 0:
             return Transcript("", 0.0, 0.0, rejected="empty audio")
         long_form = audio_s > WINDOW_S
-        # The short window needs a known language (a multilingual model with "auto" detects it).
-        short = (audio_s < self.stt.short_window_s
-                 and (self._language is not None or not self._require().model.is_multilingual))
+        # A request of one window goes through the direct path when it is short, when its
+        # language is detected (from the same encoder output) or when there is a vocabulary
+        # prompt (the gate then reads the no-speech probability without it).
+        detect = self._language is None and self.multilingual
+        short = audio_s < self.stt.short_window_s
         with self._lock:
-            if short:
-                try:
-                    raw, p_none = self._short_window(audio, self.stt.max_new_tokens)
-                except RuntimeError as exc:
-                    raise _as_engine_error(exc) from exc
-            else:
-                segments = self._decode(audio, self.stt.max_new_tokens, long_form)
-                raw = "".join(s.text for s in segments).strip()
-                p_none = None if long_form or not segments else float(segments[0].no_speech_prob)
+            try:
+                if not long_form and (short or detect or self._prompt_tokens):
+                    raw, p_none, language, p_language = self._short_window(
+                        audio, self.stt.max_new_tokens, None if short else WINDOW_S)
+                else:
+                    language, p_language = self._long_form_language(audio) if long_form else (self._language or "en", None)
+                    segments = self._decode(audio, self.stt.max_new_tokens, long_form, language)
+                    raw = "".join(s.text for s in segments).strip()
+                    p_none = None if long_form or not segments else float(segments[0].no_speech_prob)
+            except RuntimeError as exc:
+                raise _as_engine_error(exc) from exc
         elapsed = time.monotonic() - started
         if p_none is not None and p_none >= self.stt.no_speech_threshold:
-            return Transcript("", elapsed, audio_s, p_none, raw_text=raw,
+            return Transcript("", elapsed, audio_s, p_none, raw_text=raw, language=language,
+                              language_probability=p_language,
                               rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
-        return filtered_transcript(raw, elapsed, audio_s, p_none)
+        return filtered_transcript(raw, elapsed, audio_s, p_none, language, p_language, self._prompt)

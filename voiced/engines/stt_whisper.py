@@ -5,6 +5,14 @@ start token gives the probability of Whisper's no-speech token. Above the thresh
 audio is rejected without decoding (Whisper otherwise "hears" " you" or " . . ." in silence);
 below it, the pipeline decodes greedily from the same encoder output. Longer audio goes
 through Whisper's own long-form decoding, ungated.
+
+Language: forced ([stt] language = "en") on a multilingual model, or detected per request
+("auto", or a list to choose from) from the language tokens' probabilities at that same first
+decoder step (no extra pass); generate() is then told the language. The no-speech token is
+read at that step too, before any language token: the gate is the same in every language.
+
+Vocabulary ([stt] vocabulary, engines/vocabulary.py): `prompt_ids` for generate(); the gate's
+step is read without it.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from voiced.engines.base import (
     mono_audio,
 )
 from voiced.engines.hallucination import filtered_transcript
+from voiced.engines.vocabulary import bias_prompt
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,10 @@ class WhisperSTT:
         self._torch = None
         self._gen_kwargs: dict = {}
         self._no_speech_id: int | None = None
+        self._multilingual = False
+        self._forced: str | None = None           # the forced language on a multilingual model
+        self._language_ids: dict[str, int] = {}   # "de" -> the <|de|> token id
+        self._prompt = ""
         self._lock = threading.Lock()   # one model, one call at a time
         self.info: EngineInfo | None = None
 
@@ -103,10 +116,24 @@ class WhisperSTT:
         language = self.stt.forced_language or "auto"
         # The loaded generation config knows; resolve() only guessed for a hub id.
         multilingual = bool(getattr(pipe.model.generation_config, "is_multilingual", multilingual))
+        self._multilingual, self._forced = multilingual, None
+        lang_to_id = getattr(pipe.model.generation_config, "lang_to_id", None) or {}
+        self._language_ids = {token[2:-2]: i for token, i in lang_to_id.items()}
         if multilingual and language not in ("", "auto"):
             # Also skips Whisper's per-call language detection pass.
+            self._forced = language
             self._gen_kwargs.update(language=language, task="transcribe")
             notes.append(f"multilingual model: language forced to {language!r}, task transcribe")
+        elif multilingual:
+            self._gen_kwargs.update(task="transcribe")
+            allowed = self.stt.allowed_languages
+            notes.append("multilingual model: language detected per request"
+                         + (f" among {', '.join(allowed)}" if allowed else ""))
+        self._prompt = bias_prompt(self.settings, lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
+        if self._prompt:
+            self._gen_kwargs["prompt_ids"] = torch.as_tensor(
+                tokenizer.get_prompt_ids(self._prompt, return_tensors="np"), device=device)
+            notes.append(f"vocabulary prompt: {self._prompt!r}")
         if self._no_speech_id is None:
             notes.append("no no-speech token in this tokenizer: silence gate off")
         logging.getLogger("transformers.generation.utils").addFilter(_LENGTH_FILTER)   # a no-op if present
@@ -114,6 +141,13 @@ class WhisperSTT:
         log.info("whisper: loaded %s on %s in %.1f s (%s)", model, device, elapsed, source)
         self.info = EngineInfo(self.name, device, model, source, tuple(notes))
         return self.info
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """What this model can transcribe: Whisper's codes, ("en",) for an English-only model."""
+        if self._pipe is None:
+            return ()
+        return tuple(self._language_ids) if self._multilingual and self._language_ids else ("en",)
 
     def warmup(self) -> None:
         """One short decode so the first real request does not pay for lazy initialisation."""
@@ -145,17 +179,30 @@ class WhisperSTT:
         features = features.to(pipe.model.device, pipe.model.dtype)
         return pipe.model.get_encoder()(features)
 
-    def _no_speech_prob(self, encoder_output) -> float | None:
-        """P(no-speech token) after the start token, as openai's decoder computes it."""
-        if self._no_speech_id is None:
-            return None
+    def _first_step(self, encoder_output):
+        """The probabilities after the start token, as openai's decoder reads them: of the
+        no-speech token (None without one) and of each language token."""
         model = self._pipe.model
         torch = self._torch
         start = torch.tensor([[model.generation_config.decoder_start_token_id]], device=model.device)
         hidden = model.get_decoder()(input_ids=start, encoder_hidden_states=encoder_output.last_hidden_state,
                                      use_cache=False).last_hidden_state
         logits = model.proj_out(hidden[:, -1]).float()
-        return float(torch.softmax(logits, dim=-1)[0, self._no_speech_id])
+        probs = torch.softmax(logits, dim=-1)[0]
+        p_none = None if self._no_speech_id is None else float(probs[self._no_speech_id])
+        return p_none, probs
+
+    def _pick_language(self, probs) -> tuple[str, float | None]:
+        """The forced language, or the most probable (among [stt] language's list if any)."""
+        if self._forced is not None:
+            return self._forced, None
+        if not self._multilingual or not self._language_ids:
+            return "en", None
+        allowed = [c for c in self.stt.allowed_languages if c in self._language_ids]
+        codes = allowed or list(self._language_ids)
+        ids = self._torch.tensor([self._language_ids[c] for c in codes], device=probs.device)
+        best = int(probs[ids].argmax())
+        return codes[best], float(probs[ids[best]])
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         pipe = self._require()
@@ -167,16 +214,26 @@ class WhisperSTT:
         with self._lock, self._torch.inference_mode():
             if audio_s <= WINDOW_S:
                 encoded = self._guard(lambda: self._encode(audio))
-                p_none = self._guard(lambda: self._no_speech_prob(encoded))
+                p_none, probs = self._guard(lambda: self._first_step(encoded))
+                language, p_language = self._pick_language(probs)
                 if p_none is not None and p_none >= self.stt.no_speech_threshold:
-                    return Transcript("", time.monotonic() - started, audio_s, p_none,
+                    return Transcript("", time.monotonic() - started, audio_s, p_none, language=language,
+                                      language_probability=p_language,
                                       rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
                 kwargs = {**self._gen_kwargs, "encoder_outputs": encoded}
+                if self._multilingual:
+                    kwargs["language"] = language
                 result = self._guard(lambda: pipe(audio, generate_kwargs=kwargs))
             else:
                 p_none = None
+                language, p_language = self._forced or ("en" if not self._multilingual else ""), None
+                if not language:
+                    # Detected on the first 30 s, as Whisper's own long-form decoding would.
+                    encoded = self._guard(lambda: self._encode(audio[:int(WINDOW_S * STT_RATE)]))
+                    language, p_language = self._pick_language(self._guard(lambda: self._first_step(encoded))[1])
+                kwargs = {**self._gen_kwargs, **({"language": language} if self._multilingual else {})}
                 # Long-form decoding predicts timestamps to move its 30 s window along.
-                result = self._guard(lambda: pipe(audio, return_timestamps=True, generate_kwargs=self._gen_kwargs))
+                result = self._guard(lambda: pipe(audio, return_timestamps=True, generate_kwargs=kwargs))
         raw = result["text"].strip()
         elapsed = time.monotonic() - started
-        return filtered_transcript(raw, elapsed, audio_s, p_none)
+        return filtered_transcript(raw, elapsed, audio_s, p_none, language, p_language, self._prompt)

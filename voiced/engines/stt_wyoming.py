@@ -23,11 +23,13 @@ class WyomingSTT:
         self.language = settings.stt.forced_language or ""
         self.remote = WyomingRequests(settings.stt.wyoming_uri, settings.wyoming)
         self.info: EngineInfo | None = None
+        self.languages: tuple[str, ...] = ()     # what the remote's models offer
 
     def load(self) -> EngineInfo:
         """Ask the remote what it runs (raises RemoteUnavailable when it is down)."""
         program = self.remote.program("asr", "speech-to-text")
         models = [m.name for m in program.models if m.installed]
+        self.languages = tuple(dict.fromkeys(c for m in program.models if m.installed for c in (m.languages or ())))
         self.info = EngineInfo(self.name, "remote", f"{program.name}: {', '.join(models) or '?'}",
                                source=self.remote.uri)
         return self.info
@@ -43,6 +45,7 @@ class WyomingSTT:
                   *(chunk.event() for chunk in audio_chunks(audio, STT_RATE)),
                   AudioStop().event()]
         answers = self.remote.exchange(events, lambda e: WyomingTranscript.is_type(e.type))
-        raw = WyomingTranscript.from_event(answers[-1]).text.strip()
+        answer = WyomingTranscript.from_event(answers[-1])
+        raw, language = answer.text.strip(), (answer.language or self.language or "").lower()
         elapsed = time.monotonic() - started
-        return filtered_transcript(raw, elapsed, audio_s, None)   # the local engines' filter
+        return filtered_transcript(raw, elapsed, audio_s, None, language)   # the local engines' filter

@@ -30,15 +30,30 @@ def language_of(code: str) -> str:
     return (code or "en").split("-")[0].split("_")[0].lower() or "en"
 
 
-def describe(stt_info, tts_info, wake_names, stt_language: str) -> Info:
-    """Info for the engines' EngineInfo (None: not offered) and the wake word names."""
+def stt_languages(language, engine=None) -> list[str]:
+    """The languages the speech-to-text truly offers for [stt] language: the forced one ("en"),
+    the list detection chooses from (["en", "de"]), or, with "auto", every language of the
+    loaded model (`engine.languages`: Whisper's ~99 for a multilingual model, ["en"] for an
+    English-only one)."""
+    codes = [language] if isinstance(language, str) else list(language)
+    chosen = [language_of(c) for c in codes if c.strip() and c.strip().lower() != "auto"]
+    if chosen:
+        return list(dict.fromkeys(chosen))
+    offered = getattr(engine, "languages", None) if engine is not None else None
+    return list(offered) if offered else ["en"]
+
+
+def describe(stt_info, tts_info, wake_names, stt_language) -> Info:
+    """Info for the engines' EngineInfo (None: not offered) and the wake word names.
+    `stt_language`: a code, or the list of codes (stt_languages()) the ASR model offers."""
     info = Info()
+    asr_languages = [language_of(stt_language)] if isinstance(stt_language, str) else list(stt_language)
     if stt_info is not None:
         info.asr.append(AsrProgram(
             name="voiced-whisper", description=f"voiced: Whisper speech-to-text on {stt_info.device}",
             attribution=VOICED, installed=True, version=__version__,
             models=[AsrModel(name=stt_info.model, description=f"Whisper ({stt_info.model})", attribution=WHISPER,
-                             installed=True, version=None, languages=[language_of(stt_language)])]))
+                             installed=True, version=None, languages=asr_languages)]))
     if tts_info is not None:
         info.tts.append(TtsProgram(
             name="voiced-tts", description=f"voiced: {tts_info.name} text-to-speech on {tts_info.device}",

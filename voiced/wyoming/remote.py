@@ -138,6 +138,12 @@ class RemoteWithFallback:
         return remote
 
     @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages of whichever engine answers now (speech-to-text only; () = unknown)."""
+        engine = self._local if self.health.state == "down" and self._local is not None else self.remote
+        return tuple(getattr(engine, "languages", ()) or ())
+
+    @property
     def remote_health(self) -> dict:
         return {"role": self.role, "fallback": self._local_info.name if self._local_info else None,
                 **self.health.snapshot()}

@@ -14,7 +14,7 @@ from wyoming.server import AsyncTcpServer
 from ..config import WyomingSettings
 from ..engines.base import PLAIN, SpeechChunk, VoiceStyle
 from .handler import VoicedHandler
-from .info import describe
+from .info import describe, stt_languages
 from .queue import ModelQueue
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class WyomingService:
     """What the handlers share: the engines, the limits, the queue and the counters."""
 
     def __init__(self, settings: WyomingSettings, stt, tts, wake_names: tuple[str, ...],
-                 make_detector: Callable[[], object], stt_language: str = "en",
+                 make_detector: Callable[[], object], stt_language: str | tuple[str, ...] = "en",
                  prepare: Callable[[np.ndarray], tuple[np.ndarray | None, str]] | None = None,
                  style: Callable[[], VoiceStyle] = lambda: PLAIN):
         self.settings, self.stt, self.tts, self.wake_names = settings, stt, tts, tuple(wake_names)
@@ -62,7 +62,7 @@ class WyomingService:
 
         s = daemon.settings
         return cls(settings, daemon.stt, daemon.tts, daemon.wake.names,
-                   lambda: WakeWordDetector(s.wake, assets_dir(s)), s.stt.forced_language or "auto", prepare=daemon.prepare_request,
+                   lambda: WakeWordDetector(s.wake, assets_dir(s)), tuple(s.stt.language), prepare=daemon.prepare_request,
                    style=daemon.default_style)   # the daemon's own voice: default voice, speed, pitch
 
     def connect(self) -> bool:
@@ -78,7 +78,7 @@ class WyomingService:
 
     def describe(self):
         return describe(self.stt.info if self.stt else None, self.tts.info if self.tts else None,
-                        self.wake_names, self.stt_language)
+                        self.wake_names, stt_languages(self.stt_language, self.stt))
 
     async def transcribe(self, audio: np.ndarray) -> str:
         async with self.queue.admit():   # admitted first: a refused client costs nothing

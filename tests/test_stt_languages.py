@@ -1,0 +1,272 @@
+"""More languages and their vocabulary on the speech-to-text side: language forced or detected
+(Transcript.language / language_probability) by both Whisper engines, per-language
+hallucination filters, the vocabulary prompt (measured with and without) and what Wyoming's
+describe offers.
+
+espeak-ng speaks German, French and Spanish badly; the sentences here are the ones (of several
+tried) that it says clearly enough for Whisper base to detect them. Run with -s to see the numbers.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.fixtures_audio import espeak
+from tests.fixtures_stt import SENTENCES, non_speech, wer
+
+SPEECH = Path(__file__).parent / "data" / "speech"
+PAD = np.zeros(8000, np.float32)   # VAD segments keep a little silence around speech
+
+# (espeak voice, Whisper code, sentence): >= 4.5 s each.
+REQUESTS = (
+    ("de", "de", "Bitte schalte das Licht im Wohnzimmer aus und stelle einen Wecker für sieben Uhr morgen früh."),
+    ("fr", "fr", "Je voudrais écouter de la musique classique pendant que je prépare le dîner ce soir."),
+    ("es", "es", "Por favor, enciende las luces de la cocina y pon una alarma para las siete de la mañana."),
+)
+MAX_WER = 0.6     # espeak's accent; measured 0.19-0.47 (tests print it)
+FORCED = ("en", "de", "fr", "es", "it", "nl", "pt")
+
+# Requests with names Whisper cannot know, and the vocabulary that names them.
+NAME_REQUESTS = (
+    "Turn on the lights in Anneliese's room.",
+    "Call Siobhan.",
+    "Play Sigur Rós in the kitchen.",
+    "Send a message to Niamh.",
+    "Remind me to call Doctor Nguyen tomorrow.",
+)
+VOCABULARY = ("Anneliese", "Siobhan", "Sigur Rós", "Niamh", "Nguyen")
+
+
+def _speech(text: str, voice: str = "en-us") -> np.ndarray:
+    return np.concatenate([PAD, espeak(text, voice).astype(np.float32) / 32768, PAD])
+
+
+def _settings(base, **stt):
+    return base.model_copy(update={"stt": base.stt.model_copy(update=stt)})
+
+
+def _engine(kind: str, settings):
+    from voiced.engines.stt_faster_whisper import FasterWhisperSTT
+    from voiced.engines.stt_whisper import WhisperSTT
+
+    engine = (FasterWhisperSTT if kind == "faster-whisper" else WhisperSTT)(settings.stt, settings)
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="module", params=["faster-whisper", "transformers"])
+def kind_settings(request, fast_whisper_settings):
+    return request.param, fast_whisper_settings
+
+
+@pytest.fixture(scope="module")
+def auto_engine(kind_settings):
+    kind, base = kind_settings
+    return kind, _engine(kind, _settings(base, language=("auto",)))
+
+
+def _corpus() -> list[tuple[str, np.ndarray]]:
+    out = []
+    for r in json.loads((SPEECH / "manifest.json").read_text())["recordings"]:
+        audio, rate = sf.read(SPEECH / r["file"], dtype="float32")
+        assert rate == 16_000
+        out.append((r["transcript"], audio))
+    return out
+
+
+# ---------------------------------------------------------------------------- no model
+
+@pytest.mark.parametrize("language,text", [
+    ("de", "Untertitel im Auftrag des ZDF, 2017"), ("de", "Untertitel im Auftrag des ZDF für funk, 2017"),
+    ("de", "Vielen Dank fürs Zuschauen!"), ("de", "Vielen Dank für's Zuschauen."), ("de", "Untertitel der Amara.org-Community"),
+    ("fr", "Sous-titrage ST' 501"), ("fr", "Merci d'avoir regardé cette vidéo !"), ("fr", "Sous-titrage Société Radio-Canada"),
+    ("fr", "Sous-titres réalisés par la communauté d'Amara.org"),
+    ("es", "Subtítulos realizados por la comunidad de Amara.org"), ("es", "¡Gracias por ver!"), ("es", "Gracias por ver el video."),
+    ("it", "Sottotitoli creati dalla comunità Amara.org"), ("it", "Sottotitoli e revisione a cura di QTSS"),
+    ("it", "Grazie per la visione!"),
+    ("nl", "Ondertiteling door de Amara.org gemeenschap"), ("nl", "Bedankt voor het kijken!"), ("nl", "MUZIEK."),
+    ("pt", "Legendas pela comunidade Amara.org"), ("pt", "Obrigado por assistir!"), ("pt", "Obrigada."),
+    ("es", "y"), ("it", "e"),
+    ("ja", "ご視聴ありがとうございました"), ("ko", "시청해주셔서 감사합니다"),
+    ("", "Vielen Dank fürs Zuschauen!"),          # language unknown: every language's phrases
+    ("de", "Thank you for watching!"),           # English sign-offs leak into every language
+])
+def test_phantom_phrases_are_rejected_in_their_language(language, text):
+    from voiced.engines.hallucination import filtered_transcript
+
+    result = filtered_transcript(text, 0.1, 2.0, 0.1, language, 0.9)
+    assert result.text == "" and result.rejected, (language, text)
+    assert result.language == language and result.raw_text == text
+
+
+@pytest.mark.parametrize("language,text", [
+    ("de", "Mach das Licht im Wohnzimmer an."), ("de", "Untertitel einschalten."),
+    ("de", "Vielen Dank fürs Zuschauen, aber jetzt mach bitte das Licht aus."),
+    ("fr", "Allume la lumière de la cuisine."), ("fr", "Merci, éteins la radio."),
+    ("es", "Enciende las luces de la cocina."), ("es", "Gracias por ver el partido conmigo."),
+    ("it", "Accendi la luce in cucina."), ("nl", "Zet de muziek aan."), ("pt", "Acende a luz da sala."),
+    ("fr", "Danke"),                              # German phrases are not French ones
+])
+def test_real_requests_are_kept(language, text):
+    from voiced.engines.hallucination import filtered_transcript
+
+    result = filtered_transcript(text, 0.1, 2.0, 0.1, language, 0.9)
+    assert result.text == text and result.rejected is None
+
+
+def test_prompt_echo_is_rejected_but_a_request_with_its_names_is_kept():
+    from voiced.engines.hallucination import filtered_transcript
+
+    prompt = "Anneliese, Siobhan, Sigur Rós, Hey Jarvis."
+    assert filtered_transcript("Siobhan, Sigur Rós.", 0.1, 2.0, 0.1, "en", None, prompt).rejected
+    assert filtered_transcript("Anneliese, Siobhan, Sigur Rós, Hey Jarvis.", 0.1, 2.0, 0.1, "en", None, prompt).rejected
+    kept = filtered_transcript("Call Siobhan.", 0.1, 2.0, 0.1, "en", None, prompt)
+    assert kept.text == "Call Siobhan." and kept.language == "en"
+
+
+def test_bias_prompt_is_the_vocabulary_and_wake_word_within_the_token_budget():
+    from voiced.config import Settings
+    from voiced.engines.vocabulary import MAX_PROMPT_TOKENS, bias_prompt, estimated_tokens, spoken_wake_word
+
+    assert bias_prompt(Settings()) == ""                               # no vocabulary: no bias
+    prompt = bias_prompt(Settings(stt={"vocabulary": ["Anneliese", "Siobhan", "Sigur Rós"]}))
+    assert prompt == "Anneliese, Siobhan, Sigur Rós, Hey Jarvis."
+    many = bias_prompt(Settings(stt={"vocabulary": [f"Name{i}xyz" for i in range(40)]}))
+    assert many.startswith("Name0xyz, Name1xyz") and estimated_tokens(" " + many) <= MAX_PROMPT_TOKENS
+    counted = bias_prompt(Settings(stt={"vocabulary": ["Anneliese", "Siobhan"]}), lambda text: len(text.split()))
+    assert counted == "Anneliese, Siobhan, Hey Jarvis."
+    assert bias_prompt(Settings(stt={"vocabulary": ["a b c"]}), lambda text: 100) == ""
+    assert spoken_wake_word("/opt/words/alexa_v0.1.onnx") == "Alexa"
+    assert spoken_wake_word("hey_jarvis_v0.1") == "Hey Jarvis"
+
+
+def test_wyoming_describe_lists_the_languages_truly_offered():
+    from voiced.engines.base import EngineInfo
+    from voiced.wyoming.info import describe, stt_languages
+
+    class Multilingual:
+        languages = ("en", "de", "fr", "es")
+
+    assert stt_languages(("en",), Multilingual()) == ["en"]
+    assert stt_languages(("de",), Multilingual()) == ["de"]
+    assert stt_languages(("en", "de", "fr"), Multilingual()) == ["en", "de", "fr"]
+    assert stt_languages(("auto",), Multilingual()) == ["en", "de", "fr", "es"]
+    assert stt_languages(("auto",), None) == ["en"]
+    assert stt_languages("en-US") == ["en"]
+    info = describe(EngineInfo("faster-whisper", "cpu", "base"), None, (), ["en", "de"])
+    assert info.asr[0].models[0].languages == ["en", "de"]
+    assert describe(EngineInfo("whisper", "cpu", "base"), None, (), "en").asr[0].models[0].languages == ["en"]
+
+
+# ---------------------------------------------------------------------------- real Whisper
+
+@pytest.mark.parametrize("voice,code,sentence", REQUESTS, ids=[r[1] for r in REQUESTS])
+def test_detects_the_spoken_language(auto_engine, voice, code, sentence):
+    kind, engine = auto_engine
+    result = engine.transcribe(_speech(sentence, voice))
+    score = wer(sentence, result.text)
+    print(f"\n{kind} auto {code}: detected {result.language} p={result.language_probability:.2f} "
+          f"WER {score:.2f} in {result.elapsed_s:.2f} s: {result.text!r}")
+    assert result.rejected is None, result
+    assert result.language == code, result
+    assert 0 < result.language_probability <= 1
+    assert score <= MAX_WER, result.text
+
+
+def test_english_is_detected_and_transcribed(auto_engine):
+    kind, engine = auto_engine
+    for sentence in SENTENCES:
+        result = engine.transcribe(_speech(sentence))
+        print(f"\n{kind} auto en: p={result.language_probability:.2f} WER {wer(sentence, result.text):.2f}: {result.text!r}")
+        assert result.language == "en" and result.language_probability > 0.5, result
+        assert wer(sentence, result.text) <= 0.2, result.text
+
+
+def test_detection_among_a_list_picks_german(kind_settings):
+    kind, base = kind_settings
+    engine = _engine(kind, _settings(base, language=("en", "de")))
+    assert any("among en, de" in note for note in engine.info.notes)
+    voice, code, sentence = REQUESTS[0]
+    result = engine.transcribe(_speech(sentence, voice))
+    print(f"\n{kind} [en, de]: {result.language} p={result.language_probability:.2f} "
+          f"WER {wer(sentence, result.text):.2f}: {result.text!r}")
+    assert result.language == "de" and result.rejected is None
+    # French speech, but only English or German may be chosen.
+    result = engine.transcribe(_speech(REQUESTS[1][2], REQUESTS[1][0]))
+    print(f"{kind} [en, de] on French: {result.language} p={result.language_probability:.2f}: {result.text!r}")
+    assert result.language in ("en", "de")
+
+
+def test_forced_language_is_reported_without_a_probability(kind_settings):
+    kind, base = kind_settings
+    engine = _engine(kind, _settings(base, language=("de",)))
+    result = engine.transcribe(_speech(REQUESTS[0][2], "de"))
+    assert result.language == "de" and result.language_probability is None
+    assert wer(REQUESTS[0][2], result.text) <= MAX_WER, result.text
+
+
+def test_one_second_clip(auto_engine):
+    """What a 1 s request gives with detection: printed; it must not fail or hang."""
+    kind, engine = auto_engine
+    for voice, text in (("de", "Licht aus."), ("fr", "Bonjour."), ("es", "Hola."), ("en-us", "Lights off.")):
+        audio = espeak(text, voice).astype(np.float32) / 32768
+        clip = np.zeros(16_000, np.float32)
+        clip[:min(audio.size, clip.size)] = audio[:clip.size]
+        result = engine.transcribe(clip)
+        print(f"\n{kind} 1 s {voice} {text!r}: {result.language} p={result.language_probability} "
+              f"no-speech {result.no_speech_prob} -> {result.text!r} ({result.rejected})")
+        assert result.audio_s == pytest.approx(1.0)
+        assert result.language and (result.language_probability is None or 0 < result.language_probability <= 1)
+
+
+@pytest.mark.parametrize("language", ("auto",) + FORCED)
+def test_no_phantom_transcript_on_non_speech(kind_settings, language):
+    kind, base = kind_settings
+    engine = _engine(kind, _settings(base, language=(language,)))
+    for name, audio in non_speech():
+        result = engine.transcribe(audio)
+        assert result.text == "", f"{kind} {language} {name}: {result}"
+        assert result.rejected, name
+        assert result.language == (language if language != "auto" else result.language) and result.language
+
+
+def _wers(engine, cases) -> list[float]:
+    return [wer(reference, engine.transcribe(audio).text) for reference, audio in cases]
+
+
+def test_vocabulary_bias_measured(kind_settings):
+    """Names Whisper cannot know, with and without [stt] vocabulary; the plain English requests
+    (espeak SENTENCES and the recorded corpus) must not get worse with it."""
+    kind, base = kind_settings
+    names = [(text, _speech(text)) for text in NAME_REQUESTS]
+    plain = [(text, _speech(text)) for text in SENTENCES] + _corpus()
+    results = {}
+    for label, vocabulary in (("without", ()), ("with", VOCABULARY)):
+        engine = _engine(kind, _settings(base, language=("en",), vocabulary=vocabulary))
+        started = time.monotonic()
+        results[label] = (_wers(engine, names), _wers(engine, plain), time.monotonic() - started,
+                          getattr(engine, "_prompt", ""))
+    (n0, p0, t0, _), (n1, p1, t1, prompt) = results["without"], results["with"]
+    print(f"\n{kind} vocabulary prompt {prompt!r}")
+    print(f"{kind} names WER: without {np.mean(n0):.3f} {[round(x, 2) for x in n0]}; "
+          f"with {np.mean(n1):.3f} {[round(x, 2) for x in n1]}")
+    print(f"{kind} plain English WER: without {np.mean(p0):.3f}; with {np.mean(p1):.3f} "
+          f"({len(plain)} requests; {t0:.1f} s vs {t1:.1f} s in all)")
+    changed = [(reference, round(before, 2), round(after, 2))
+               for (reference, _), before, after in zip(plain, p0, p1) if before != after]
+    print(f"{kind} plain English requests whose WER changed (reference, without, with): {changed}")
+    assert prompt
+    # Any prompt changes Whisper's decoding a little: one request may lose a word while another
+    # gains one (measured: every prompt wording tried turns "ill-disposed" into "old supposed"
+    # and fixes "four of clubs"), so the bound is on the whole set, not on each request.
+    assert np.mean(p1) <= np.mean(p0) + 1e-9, f"the vocabulary made plain English worse: {changed}"
+    # Measured: faster-whisper 0.65 -> 0.36 on the names; transformers 0.47 -> 0.47 (it fixes
+    # Anneliese, Sigur Rós and Niamh less often, and "Play" once became the wake word's "Hey").
+    assert np.mean(n1) <= np.mean(n0), "the vocabulary made the names worse"
+    if kind == "faster-whisper":
+        assert np.mean(n1) < np.mean(n0) - 0.1, "the vocabulary did not help the names"
