@@ -59,14 +59,19 @@ def test_a_german_request_is_answered_in_german(polyglot, pulse_server, tmp_path
     port = polyglot.env["VOICED_WEB__PORT"]
     turn = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10))["turns"][-1]
     assert turn["language"] == "de", turn
-    german = fast_whisper_settings.model_copy(
-        update={"stt": fast_whisper_settings.stt.model_copy(update={"language": ("de",)})})
+    # Gate off: a short synthetic "Es ist zehn Uhr acht" can score as no speech, and this
+    # checks what was spoken, not whether Whisper would answer it.
+    german = fast_whisper_settings.model_copy(update={"stt": fast_whisper_settings.stt.model_copy(
+        update={"language": ("de",), "no_speech_threshold": 1.0})})
     stt = FasterWhisperSTT(german.stt, german)
     stt.load()
     segments = speech_segments(audio, REC_RATE)
     assert segments, "nothing came out of the speaker"
     clip = audio[int(segments[0][0] * REC_RATE): int(segments[-1][1] * REC_RATE) + REC_RATE // 4]
-    heard = stt.transcribe(resample(clip.astype(np.float32), REC_RATE, 16_000)).text
-    print("speaker (German Whisper):", heard, file=sys.stderr)
+    result = stt.transcribe(resample(clip.astype(np.float32), REC_RATE, 16_000))
+    heard = result.text or result.raw_text
+    print("speaker (German Whisper):", heard, result.rejected or "", file=sys.stderr)
     words = heard.lower()
-    assert ("es ist" in words and "uhr" in words) or "du hast" in words, heard
+    # espeak-ng's German numbers come back as noise ("Es ist sehr mo'n aktu."): check the words
+    # the reply starts with, in German.
+    assert words.startswith("es ist") or "du hast" in words, heard
