@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import RATE, Skip, espeak, speech_bounds, words
+from .common import RATE, Skip, espeak, speech_bounds, word_edits, words
 
 VERSION = 1
 UNINTELLIGIBLE = 0.5          # clean file-path WER above this: the voice, not voiced, is measured
@@ -125,14 +125,8 @@ def norm_words(text: str) -> list[str]:
 
 def edits(reference: str, hypothesis: str) -> tuple[int, int]:
     """(word edits, reference words)."""
-    ref, hyp = norm_words(reference), norm_words(hypothesis)
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1], len(ref)
+    ref = norm_words(reference)
+    return word_edits(ref, norm_words(hypothesis)), len(ref)
 
 
 def corpus_wer(pairs) -> float | None:
@@ -372,11 +366,10 @@ def live_heard(settings, out: Path, items: list[dict], config: str | None = None
                     mark = len(daemon.lines)
                     player = harness.play_into_mic(wav)
                     try:
-                        at, m = daemon.wait_for(r"turn \d+ \(wake[^)]*\) .*", timeout=40, start=mark)
+                        _at, m = daemon.wait_for(r"turn \d+ \(wake[^)]*\) .*", timeout=40, start=mark)
                         line = m.group(0)
                         result[it["file"]] = {"heard": parse_heard(line) or "", "line": line[:300]}
                     except TimeoutError:
-                        at = len(daemon.lines)
                         result[it["file"]] = {"heard": "", "line": None, "not_woken": True}
                     player.wait(30)
                     time.sleep(1.5)                    # the reply's tail, then the next turn

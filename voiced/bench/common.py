@@ -140,16 +140,21 @@ def words(text: str) -> list[str]:
     return re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "").split()
 
 
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: word-level edit distance / reference words (same normalisation as the tests)."""
-    ref, hyp = words(reference), words(hypothesis)
+def word_edits(ref: list[str], hyp: list[str]) -> int:
+    """Word-level edit distance (substitutions, insertions, deletions)."""
     prev = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         cur = [i] + [0] * len(hyp)
         for j, h in enumerate(hyp, 1):
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
         prev = cur
-    return round(prev[-1] / max(1, len(ref)), 4)
+    return prev[-1]
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word-level edit distance / reference words (same normalisation as the tests)."""
+    ref = words(reference)
+    return round(word_edits(ref, words(hypothesis)) / max(1, len(ref)), 4)
 
 
 _TEMPLATES = (

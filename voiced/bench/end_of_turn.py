@@ -14,7 +14,6 @@ the same run, one daemon per mode, so the ratios compare like with like.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
