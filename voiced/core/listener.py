@@ -117,7 +117,10 @@ class Listener:
         self._stop_turn = -1   # start again at the next frame
         if result.kind.value != "end":
             return
-        audio, phrases, post = result.audio, self.d.settings.conversation.cancel_phrases, self.owner.post
+        # Only the utterance (and a little before it): seconds of silence before a short "stop"
+        # make Whisper's no-speech gate drop it.
+        start = max(0, round(((result.event.speech_start_s or 0.0) + ep.preroll_s - 0.25) * RATE))
+        audio, phrases, post = result.audio[start:], self.d.settings.conversation.cancel_phrases, self.owner.post
 
         def check():
             try:
@@ -128,6 +131,9 @@ class Listener:
             if transcript is not None and is_cancel(transcript.text, phrases):
                 log.info("heard %r: the timer stops ringing", transcript.text)
                 post(m.CancelTurn("stopped by voice", turn=turn_id))
+            elif transcript is not None:
+                log.info("while the timer rings, heard %r (not a stop phrase)%s", transcript.text,
+                         f": {transcript.rejected}" if transcript.rejected else "")
         threading.Thread(target=check, name="stop-word", daemon=True).start()
 
     # -- helpers ------------------------------------------------------------------
