@@ -270,3 +270,56 @@ def test_vocabulary_bias_measured(kind_settings):
     assert np.mean(n1) <= np.mean(n0), "the vocabulary made the names worse"
     if kind == "faster-whisper":
         assert np.mean(n1) < np.mean(n0) - 0.1, "the vocabulary did not help the names"
+
+
+def _piper(engine, text: str) -> np.ndarray:
+    from voiced.audio.dsp import resample
+
+    chunks = list(engine.synthesize(text))
+    return resample(np.concatenate([c.audio for c in chunks]), chunks[0].sample_rate, 16_000).astype(np.float32)
+
+
+def test_expected_phrases_help_a_shouted_stop(kind_settings, piper_voice):
+    """While a timer rings the listener passes the cancel phrases as `expect`: a shouted "Stop!"
+    (Piper's, which Whisper base often hears as "Start.") is then heard as stop, at any start
+    offset, and words that are not a stop phrase are not turned into one."""
+    from voiced.core.conversation import asks_to_stop
+    from voiced.engines.vocabulary import phrases_prompt
+
+    kind, base = kind_settings
+    engine = _engine(kind, _settings(base, language=("en",)))
+    phrases = base.conversation.cancel_phrases
+    expect = phrases_prompt(phrases)
+    rng = np.random.default_rng(7)
+
+    def heard(text: str, **kw) -> list[str]:
+        speech = _piper(piper_voice, text)
+        out = []
+        for offset in range(0, 3200, 160):      # where the VAD cut starts moves the frames
+            lead = rng.normal(0, 1e-4, offset).astype(np.float32)
+            out.append(engine.transcribe(np.concatenate([lead, speech, PAD]), **kw).text)
+        return out
+
+    plain, hinted = heard("Stop!"), heard("Stop!", expect=expect)
+    others = {text: heard(text, expect=expect) for text in ("Start.", "What time is it?")}
+    rate = lambda texts: sum(asks_to_stop(t, phrases) for t in texts) / len(texts)   # noqa: E731
+    print(f"\n{kind} 'Stop!' heard as stop: without the hint {rate(plain):.0%} {sorted(set(plain))}; "
+          f"with {rate(hinted):.0%} {sorted(set(hinted))}; others with the hint: "
+          f"{ {t: sorted(set(h)) for t, h in others.items()} }")
+    assert rate(hinted) >= 0.9
+    assert rate(hinted) >= rate(plain)
+    for text, texts in others.items():
+        assert rate(texts) == 0, f"{text!r} was heard as a stop with the hint: {texts}"
+
+
+def test_asks_to_stop_takes_short_commands_with_a_cancel_phrase():
+    from voiced.core.conversation import asks_to_stop
+    from voiced.engines.vocabulary import phrases_prompt
+
+    phrases = ("never mind", "cancel", "stop")
+    assert phrases_prompt(phrases) == "Never mind, cancel, stop."
+    assert phrases_prompt(()) == ""
+    for text in ("Stop.", "Stop, stop!", "OK, stop it.", "Stop the timer.", "Never mind."):
+        assert asks_to_stop(text, phrases), text
+    for text in ("Start.", "", "Stopwatch.", "Never.", "I said we should stop by the shop later today."):
+        assert not asks_to_stop(text, phrases), text

@@ -366,11 +366,14 @@ class Daemon:
     def prepare_request(self, pcm: np.ndarray) -> tuple[np.ndarray | None, str]:
         return prepare_request(self.settings.audio, pcm)
 
-    def transcribe_request(self, pcm: np.ndarray) -> Transcript | None:
+    def transcribe_request(self, pcm: np.ndarray, expect: str = "") -> Transcript | None:
         """Quality check + STT (None if the audio is not worth transcribing). The engines take
-        one call at a time, so an early transcription never runs beside the turn's own."""
+        one call at a time, so an early transcription never runs beside the turn's own.
+        `expect`: the phrases this request is likely to be, as a Whisper prompt."""
         audio, _why = self.prepare_request(pcm)
-        return None if audio is None else self.stt.transcribe(audio)
+        if audio is None:
+            return None
+        return self.stt.transcribe(audio, expect) if expect else self.stt.transcribe(audio)
 
     # -- entry points for the HTTP API, CLI and hotkey: they post, the owner decides -------
     def _ask(self, msg) -> dict:

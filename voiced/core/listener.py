@@ -15,8 +15,9 @@ import time
 import numpy as np
 
 from ..audio.preroll import PreRoll
+from ..engines.vocabulary import phrases_prompt
 from . import messages as m
-from .conversation import is_cancel
+from .conversation import asks_to_stop
 from .speculation import Speculation
 
 log = logging.getLogger("voiced.app")
@@ -124,11 +125,11 @@ class Listener:
 
         def check():
             try:
-                transcript = self.d.transcribe_request(audio)
+                transcript = self.d.transcribe_request(audio, expect=phrases_prompt(phrases))
             except Exception as exc:  # noqa: BLE001 - the key and the wake word still stop it
                 log.warning("could not listen for \"stop\" while the timer rings: %s", exc)
                 return
-            if transcript is not None and is_cancel(transcript.text, phrases):
+            if transcript is not None and asks_to_stop(transcript.text, phrases):
                 log.info("heard %r: the timer stops ringing", transcript.text)
                 post(m.CancelTurn("stopped by voice", turn=turn_id))
             elif transcript is not None:

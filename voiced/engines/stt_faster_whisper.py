@@ -22,7 +22,8 @@ the language token, so the gate is the same in every language.
 
 Vocabulary ([stt] vocabulary, engines/vocabulary.py): a prompt after <|startofprev|>, as
 faster-whisper's `hotwords` does; the no-speech gate is then read without it (a prompt makes
-Whisper less sure there is nothing to hear).
+Whisper less sure there is nothing to hear). A caller that knows what it expects (the
+stop word while a timer rings) passes `expect`, a prompt for that one request instead.
 """
 from __future__ import annotations
 
@@ -141,9 +142,11 @@ class FasterWhisperSTT:
             raise FatalEngineError("FasterWhisperSTT.transcribe called before load()")
         return self._model
 
-    def _decode(self, audio: np.ndarray, max_new_tokens: int, long_form: bool, language: str | None = None) -> list:
+    def _decode(self, audio: np.ndarray, max_new_tokens: int, long_form: bool, language: str | None = None,
+                prompt: str | None = None) -> list:
         try:
-            return self._segments(audio, max_new_tokens, long_form, language)
+            return self._segments(audio, max_new_tokens, long_form, language,
+                                  self._prompt if prompt is None else prompt)
         except RuntimeError as exc:
             raise _as_engine_error(exc) from exc
 
@@ -182,10 +185,11 @@ class FasterWhisperSTT:
         results = self._require().model.detect_language(encoded)[0]   # [("<|de|>", p), ...], sorted
         return self._pick_language([(token[2:-2], p) for token, p in results])
 
-    def _short_window(self, audio: np.ndarray, max_new_tokens: int,
-                      window_s: float | None = None) -> tuple[str, float, str, float | None]:
+    def _short_window(self, audio: np.ndarray, max_new_tokens: int, window_s: float | None = None,
+                      prompt_tokens: list[int] | None = None) -> tuple[str, float, str, float | None]:
         """(text, no-speech probability, language, its probability) of one request in a window
-        of `window_s` ([stt] short_window_s, at least the audio + 1 s, at most 30 s)."""
+        of `window_s` ([stt] short_window_s, at least the audio + 1 s, at most 30 s), after
+        `prompt_tokens` (the vocabulary prompt's by default)."""
         import ctranslate2
         from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -201,7 +205,8 @@ class FasterWhisperSTT:
         language, p_language = self._detect(encoded)
         tok = self._tokenizer(language)
         prompt = list(tok.sot_sequence) + [tok.no_timestamps]
-        context = [tok.sot_prev] + self._prompt_tokens if self._prompt_tokens else []
+        prompt_tokens = self._prompt_tokens if prompt_tokens is None else prompt_tokens
+        context = [tok.sot_prev] + prompt_tokens if prompt_tokens else []
         result = model.model.generate(encoded, [context + prompt], beam_size=1,
                                       max_length=len(context) + len(prompt) + max_new_tokens,
                                       return_no_speech_prob=True, suppress_blank=True,
@@ -223,10 +228,10 @@ class FasterWhisperSTT:
         return self._pick_language(probabilities)
 
     def _segments(self, audio: np.ndarray, max_new_tokens: int, long_form: bool,
-                  language: str | None = None) -> list:
+                  language: str | None = None, prompt: str = "") -> list:
         segments, _info = self._require().transcribe(
             audio, language=language or self._language, task="transcribe", beam_size=1, best_of=1,
-            hotwords=self._prompt or None,
+            hotwords=prompt or None,
             temperature=0.0, condition_on_previous_text=False, vad_filter=False,
             max_new_tokens=max_new_tokens, without_timestamps=not long_form,
             # One window: the gate below decides. Long-form: faster-whisper skips silent windows.
@@ -241,7 +246,9 @@ class FasterWhisperSTT:
                 self._short_window(np.zeros(STT_RATE, dtype=np.float32), WARMUP_TOKENS)
             self._decode(np.zeros(STT_RATE, dtype=np.float32), WARMUP_TOKENS, long_form=False)
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
+    def transcribe(self, audio: np.ndarray, expect: str = "") -> Transcript:
+        """`expect`: what this request is likely to say ("Stop, cancel."), a prompt in place of
+        the vocabulary's; a transcript that repeats it is not taken for an echo."""
         self._require()
         audio = mono_audio(audio)
         audio_s = audio.size / STT_RATE
@@ -254,14 +261,16 @@ class FasterWhisperSTT:
         # prompt (the gate then reads the no-speech probability without it).
         detect = self._language is None and self.multilingual
         short = audio_s < self.stt.short_window_s
+        prompt = expect or self._prompt
+        prompt_tokens = self._tokenizer("en").encode(" " + expect) if expect else self._prompt_tokens
         with self._lock:
             try:
-                if not long_form and (short or detect or self._prompt_tokens):
+                if not long_form and (short or detect or prompt_tokens):
                     raw, p_none, language, p_language = self._short_window(
-                        audio, self.stt.max_new_tokens, None if short else WINDOW_S)
+                        audio, self.stt.max_new_tokens, None if short else WINDOW_S, prompt_tokens)
                 else:
                     language, p_language = self._long_form_language(audio) if long_form else (self._language or "en", None)
-                    segments = self._decode(audio, self.stt.max_new_tokens, long_form, language)
+                    segments = self._decode(audio, self.stt.max_new_tokens, long_form, language, prompt)
                     raw = "".join(s.text for s in segments).strip()
                     p_none = None if long_form or not segments else float(segments[0].no_speech_prob)
             except RuntimeError as exc:
@@ -271,4 +280,4 @@ class FasterWhisperSTT:
             return Transcript("", elapsed, audio_s, p_none, raw_text=raw, language=language,
                               language_probability=p_language,
                               rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
-        return filtered_transcript(raw, elapsed, audio_s, p_none, language, p_language, self._prompt)
+        return filtered_transcript(raw, elapsed, audio_s, p_none, language, p_language, "" if expect else self._prompt)

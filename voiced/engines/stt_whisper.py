@@ -204,8 +204,14 @@ class WhisperSTT:
         best = int(probs[ids].argmax())
         return codes[best], float(probs[ids[best]])
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
+    def transcribe(self, audio: np.ndarray, expect: str = "") -> Transcript:
+        """`expect`: what this request is likely to say ("Stop, cancel."), a prompt in place of
+        the vocabulary's; a transcript that repeats it is not taken for an echo."""
         pipe = self._require()
+        gen_kwargs = self._gen_kwargs
+        if expect:
+            gen_kwargs = {**gen_kwargs, "prompt_ids": self._torch.as_tensor(
+                pipe.tokenizer.get_prompt_ids(expect, return_tensors="np"), device=pipe.model.device)}
         audio = mono_audio(audio)
         audio_s = audio.size / STT_RATE
         started = time.monotonic()
@@ -220,7 +226,7 @@ class WhisperSTT:
                     return Transcript("", time.monotonic() - started, audio_s, p_none, language=language,
                                       language_probability=p_language,
                                       rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
-                kwargs = {**self._gen_kwargs, "encoder_outputs": encoded}
+                kwargs = {**gen_kwargs, "encoder_outputs": encoded}
                 if self._multilingual:
                     kwargs["language"] = language
                 result = self._guard(lambda: pipe(audio, generate_kwargs=kwargs))
@@ -231,9 +237,9 @@ class WhisperSTT:
                     # Detected on the first 30 s, as Whisper's own long-form decoding would.
                     encoded = self._guard(lambda: self._encode(audio[:int(WINDOW_S * STT_RATE)]))
                     language, p_language = self._pick_language(self._guard(lambda: self._first_step(encoded))[1])
-                kwargs = {**self._gen_kwargs, **({"language": language} if self._multilingual else {})}
+                kwargs = {**gen_kwargs, **({"language": language} if self._multilingual else {})}
                 # Long-form decoding predicts timestamps to move its 30 s window along.
                 result = self._guard(lambda: pipe(audio, return_timestamps=True, generate_kwargs=kwargs))
         raw = result["text"].strip()
         elapsed = time.monotonic() - started
-        return filtered_transcript(raw, elapsed, audio_s, p_none, language, p_language, self._prompt)
+        return filtered_transcript(raw, elapsed, audio_s, p_none, language, p_language, "" if expect else self._prompt)

@@ -37,7 +37,8 @@ class WyomingSTT:
     def warmup(self) -> None:
         """Nothing to warm here; the remote warms its own model."""
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
+    def transcribe(self, audio: np.ndarray, expect: str = "") -> Transcript:
+        """`expect` is not sent: Wyoming's transcribe event has no prompt."""
         audio = mono_audio(audio)
         started, audio_s = time.monotonic(), audio.size / STT_RATE
         events = [Transcribe(language=self.language or None).event(),

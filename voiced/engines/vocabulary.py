@@ -63,3 +63,11 @@ def bias_prompt(settings: Settings, count_tokens: Callable[[str], int] | None = 
         terms.append(term)
         seen.add(key)
     return ", ".join(terms) + "." if terms else ""
+
+
+def phrases_prompt(phrases) -> str:
+    """("stop", "never mind") -> "Stop, never mind.": the prompt for a request that is expected
+    to be one of these phrases (the stop word while a timer rings)."""
+    words = [" ".join(str(p).split()) for p in phrases]
+    text = ", ".join(w for w in words if w)
+    return text[:1].upper() + text[1:] + "." if text else ""
