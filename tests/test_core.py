@@ -18,39 +18,7 @@ import pytest
 
 from tests.fixtures_stt import jfk_audio
 from tests.fixtures_web import wait_state
-
-FRAME = 1280   # 80 ms at 16 kHz
-
-
-def frames_of(audio: np.ndarray):
-    pcm = np.clip(audio * 32767, -32768, 32767).astype(np.int16)
-    for i in range(0, len(pcm) - FRAME + 1, FRAME):
-        yield pcm[i:i + FRAME]
-
-
-def feed(daemon, audio: np.ndarray) -> None:
-    """Faster than real time, but never more than the owner's frame queue holds (a real
-    capture cannot run ahead of the clock; frames past the cap are dropped as overrun)."""
-    for frame in frames_of(audio):
-        while daemon.owner._frames_queued > 16:
-            time.sleep(0.005)
-        daemon.owner.post_frame(frame)
-
-
-def wait_turn_end(daemon, after: int, timeout: float = 60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        turns = [t for t in daemon.snapshot().turns if t.id > after]
-        if turns and daemon.snapshot().state.value == "idle":
-            return turns[-1]
-        time.sleep(0.05)
-    pytest.fail(f"no turn ended within {timeout} s: {daemon.snapshot()}")
-
-
-def last_turn_id(daemon) -> int:
-    turns = daemon.snapshot().turns
-    return turns[-1].id if turns else 0
-
+from tests.support.feeding import FRAME, feed, last_turn_id, wait_turn_end
 
 def test_reload_mid_request_does_not_leave_the_daemon_deaf(daemon, caplog):
     """Finding 1: SIGHUP with a changed [vad] while a request was recorded swapped in an
@@ -321,5 +289,9 @@ def test_sigterm_while_starting_exits_0_within_3_s(tmp_path, after_s):
         out, _ = proc.communicate()
     took = time.monotonic() - t0
     print(f"SIGTERM {after_s} s after start: exit {proc.returncode} in {took:.2f} s")
-    assert proc.returncode == 0 and took < 3.0, out[-2000:]
+    # Killed by the SIGTERM itself is also clean: on a loaded machine the signal can come before
+    # the interpreter has run a line of voiced; systemd counts that death as a success.
+    assert proc.returncode in (0, -signal.SIGTERM) and took < 3.0, out[-2000:]
+    if proc.returncode != 0:
+        assert not out.strip(), out[-2000:]
     assert "Traceback" not in out, out[-2000:]

@@ -17,6 +17,7 @@ import pytest
 
 from tests.fixtures_audio import silero_segments
 from tests.fixtures_stt import jfk_audio
+from tests.support.feeding import feed, last_turn_id, wait_turn_end
 from voiced.config import VadSettings
 from voiced.models.openwakeword_assets import SILERO_VAD
 from voiced.vad import EndpointKind, Endpointer, SileroVad
@@ -96,15 +97,6 @@ def test_missing_model_means_silence_mode_with_a_warning(settings, tmp_path, cap
 
 
 # -- the daemon ---------------------------------------------------------------------------
-def feed(daemon, pcm: np.ndarray, realtime: float = 0.0) -> None:
-    for i in range(0, len(pcm) - FRAME + 1, FRAME):
-        while daemon.owner._frames_queued > 16:
-            time.sleep(0.005)
-        daemon.owner.post_frame(pcm[i:i + FRAME])
-        if realtime:
-            time.sleep(FRAME / RATE / realtime)
-
-
 def reload_with(daemon, vad: dict | None = None, responder: dict | None = None):
     s = daemon.settings
     new = s.model_copy(update={"vad": s.vad.model_copy(update=vad or {}),
@@ -118,16 +110,10 @@ def reload_with(daemon, vad: dict | None = None, responder: dict | None = None):
 
 
 def one_turn(daemon, pcm: np.ndarray, realtime: float = 0.0):
-    before = daemon.snapshot().turns[-1].id if daemon.snapshot().turns else 0
+    before = last_turn_id(daemon)
     assert daemon.begin_listening("api")
     feed(daemon, pcm, realtime)
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        turns = [t for t in daemon.snapshot().turns if t.id > before]
-        if turns and daemon.snapshot().state.value == "idle":
-            return turns[-1]
-        time.sleep(0.05)
-    pytest.fail(f"no turn ended: {daemon.snapshot()}")
+    return wait_turn_end(daemon, before)
 
 
 @pytest.fixture()

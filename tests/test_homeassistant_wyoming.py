@@ -15,9 +15,9 @@ import pytest
 from tests.fixtures_audio import espeak
 from tests.fixtures_stt import wer
 from tests.fixtures_web import free_port
+from tests.support.feeding import feed
 from voiced.config import HomeAssistantSettings
 
-FRAME = 1280
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +32,6 @@ def wyoming_satellite(web_daemon):
     yield sat
     web_daemon.satellite = None
     sat.stop()
-
-
-def feed(daemon, pcm: np.ndarray) -> None:
-    for i in range(0, len(pcm) - FRAME + 1, FRAME):
-        while daemon.owner._frames_queued > 16:
-            time.sleep(0.005)
-        daemon.owner.post_frame(pcm[i:i + FRAME])
-        time.sleep(FRAME / 16_000 / 4)      # 4x real time
 
 
 async def read_until(client, wanted: str, timeout: float = 30):
@@ -89,7 +81,7 @@ def test_home_assistant_runs_the_satellite_over_wyoming(wyoming_satellite, daemo
             if wyoming_satellite.available:
                 break
             await asyncio.sleep(0.05)
-        feeder = asyncio.get_running_loop().run_in_executor(None, feed, daemon, pcm)
+        feeder = asyncio.get_running_loop().run_in_executor(None, feed, daemon, pcm, 4.0)   # 4x real time
         _, seen = await read_until(client, "run-pipeline")
         audio = bytearray()
         end = asyncio.get_running_loop().time() + 60

@@ -9,7 +9,6 @@ Layout: `models_dir(settings)/openwakeword/` holds the ONNX files flat, plus `ma
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Callable
 
 from voiced.config import Settings, models_dir
 from voiced.models import ModelStatus, progress
+from voiced.models.pinned import download_pinned_wheel, sha256_file
 
 log_ = logging.getLogger(__name__)
 
@@ -112,13 +112,6 @@ def resolve_wake_model(name_or_path: str, directory: Path) -> Path:
 
 
 # ---------------------------------------------------------------- manifest and status
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_manifest(directory: Path) -> dict:
@@ -266,22 +259,12 @@ def _fetch_wheel(directory: Path, log: Log) -> list[str]:
     """The ONNX files bundled in the openwakeword 0.4.0 wheel (downloaded, not installed)."""
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         tmp_path = Path(tmp)
-        args = ["--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-                "-d", str(tmp_path / "dl"), f"openwakeword=={WHEEL_VERSION}"]
-        try:
-            proc = progress.pip_download(args, "wake", PIP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"pip download openwakeword=={WHEEL_VERSION} timed out") from None
-        wheels = list((tmp_path / "dl").glob("openwakeword-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"pip download openwakeword=={WHEEL_VERSION} failed: {last[:300]}")
-        digest = sha256_file(wheels[0])
-        if digest != WHEEL_SHA256:
-            raise RuntimeError(f"{wheels[0].name}: sha256 {digest} is not the pinned {WHEEL_SHA256}")
+        wheel = download_pinned_wheel("openwakeword", WHEEL_VERSION, WHEEL_SHA256, tmp_path / "dl", "wake",
+                                      PIP_TIMEOUT_S)
+        digest = sha256_file(wheel)
         out = tmp_path / "models"
         out.mkdir()
-        with zipfile.ZipFile(wheels[0]) as zf:
+        with zipfile.ZipFile(wheel) as zf:
             for name in WHEEL_MODELS:
                 (out / name).write_bytes(zf.read(WHEEL_PREFIX + name))
         return _install(out, directory, f"package openwakeword=={WHEEL_VERSION}", WHEEL_VERSION, wheel_sha256=digest)

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 from voiced.config import Settings, models_dir
-from voiced.models import ModelStatus, progress
-from voiced.models.openwakeword_assets import read_manifest, sha256_file
+from voiced.models import ModelStatus
+from voiced.models.openwakeword_assets import read_manifest
+from voiced.models.pinned import download_pinned_wheel, sha256_file
 
 log_ = logging.getLogger(__name__)
 
@@ -83,26 +83,9 @@ def status(settings: Settings) -> ModelStatus:
     return ModelStatus(NAME, True, model, origin, "end-of-turn model, BSD-2-Clause (c) Daily (pipecat)")
 
 
-def _download_wheel(tmp: Path) -> Path:
-    args = ["--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-            "-d", str(tmp), f"pipecat-ai=={WHEEL_VERSION}"]
-    try:
-        proc = progress.pip_download(args, NAME, PIP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"pip download pipecat-ai=={WHEEL_VERSION} timed out") from None
-    wheels = list(tmp.glob("pipecat_ai-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"pip download pipecat-ai=={WHEEL_VERSION} failed: {last[:300]}")
-    digest = sha256_file(wheels[0])
-    if digest != WHEEL_SHA256:
-        raise RuntimeError(f"{wheels[0].name}: sha256 {digest} is not the pinned {WHEEL_SHA256}")
-    return wheels[0]
-
-
 def _install(directory: Path) -> None:
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        wheel = _download_wheel(Path(tmp))
+        wheel = download_pinned_wheel("pipecat-ai", WHEEL_VERSION, WHEEL_SHA256, Path(tmp), NAME, PIP_TIMEOUT_S)
         with zipfile.ZipFile(wheel) as zf:
             onnx, license_text = zf.read(WHEEL_ONNX), zf.read(WHEEL_LICENSE)
         staged = Path(tmp) / ONNX

