@@ -229,9 +229,9 @@ class SlowStt:
     def __init__(self, real, delay_s: float):
         self.real, self.info, self.state, self.delay_s = real, real.info, real.state, delay_s
 
-    def transcribe(self, audio, expect=""):
+    def transcribe(self, audio, *args):
         time.sleep(self.delay_s)
-        return self.real.transcribe(audio, expect)
+        return self.real.transcribe(audio, *args)
 
 
 @pytest.mark.parametrize("state", ["idle", "listening", "transcribing", "speaking"])

@@ -96,7 +96,7 @@ class SimulatedGpuStt:
     def warmup(self):
         pass
 
-    def transcribe(self, audio, expect=""):
+    def transcribe(self, audio, *args):
         self.calls += 1
         self.active += 1
         try:
@@ -107,7 +107,7 @@ class SimulatedGpuStt:
             if self.real is None:
                 time.sleep(0.01)
                 return Transcript("canned", 0.0, audio.size / 16_000)
-            return self.real.transcribe(audio, expect)
+            return self.real.transcribe(audio, *args)
         finally:
             self.active -= 1
 

@@ -323,3 +323,19 @@ def test_asks_to_stop_takes_short_commands_with_a_cancel_phrase():
         assert asks_to_stop(text, phrases), text
     for text in ("Start.", "", "Stopwatch.", "Never.", "I said we should stop by the shop later today."):
         assert not asks_to_stop(text, phrases), text
+
+
+def test_a_request_can_name_its_language(kind_settings):
+    """A caller that knows the request's language (a Wyoming client's transcribe event) gets it
+    decoded in that language, whatever [stt] language forces; a code the model lacks is ignored."""
+    kind, base = kind_settings
+    engine = _engine(kind, _settings(base, language=("en",)))
+    voice, code, sentence = REQUESTS[0]
+    audio = _speech(sentence, voice)
+    asked = engine.transcribe(audio, language=code)
+    plain = engine.transcribe(audio)
+    unknown = engine.transcribe(audio, language="xx")
+    print(f"\n{kind}: asked {code}: {asked.language} {asked.text!r}; not asked: {plain.language} {plain.text!r}")
+    assert asked.language == code and wer(sentence, asked.text) <= MAX_WER
+    assert plain.language == "en" and unknown.language == "en"
+    assert wer(sentence, plain.text) > wer(sentence, asked.text)

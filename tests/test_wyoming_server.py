@@ -65,6 +65,25 @@ def test_transcribes_real_speech_sent_at_another_rate(server):
     assert wer(JFK_REFERENCE, text) < 0.15
 
 
+def test_the_language_a_client_asks_for_is_used_and_reported(server, web_daemon):
+    """Home Assistant's Wyoming STT sends its pipeline's language in the transcribe event. A
+    German request asked for as "de-DE" is transcribed in German although [stt] language is "en"
+    here, and every transcript says its language; without one, [stt] language decides."""
+    if "de" not in (getattr(web_daemon.stt, "languages", None) or ()):
+        pytest.skip(f"the loaded Whisper ({web_daemon.stt.info.model}) is English-only")
+    german = "Bitte schalte das Licht im Wohnzimmer aus und stelle einen Wecker für sieben Uhr morgen früh."
+    audio = concat(silence(0.3), espeak(german, "de"), silence(0.3))
+    asked = Transcript.from_event(asyncio.run(transcribe(server.port, audio, language="de-DE")))
+    unsaid = Transcript.from_event(asyncio.run(transcribe(server.port, audio, language=None)))
+    english = Transcript.from_event(asyncio.run(transcribe(server.port, jfk_audio(), language=None)))
+    print(f"German asked for as de-DE: {asked.language} {asked.text!r}; the same unsaid: "
+          f"{unsaid.language} {unsaid.text!r}", file=sys.stderr)
+    assert asked.language == "de"
+    assert wer(german, asked.text) < 0.6, asked.text
+    assert {"licht", "wohnzimmer"} & set(words(asked.text).split()), asked.text
+    assert unsaid.language == "en" and english.language == "en"
+
+
 def test_synthesised_speech_is_intelligible(server, whisper_stt):
     sentence = "The weather is sunny and warm today. Bring a hat."
     audio, rate, events = asyncio.run(synthesize(server.port, sentence))

@@ -247,8 +247,8 @@ class RecoveringEngine:
     def warmup(self) -> None:
         self._run(lambda engine: engine.warmup())
 
-    def transcribe(self, audio, expect: str = ""):
-        return self._run(lambda engine: engine.transcribe(audio, expect))
+    def transcribe(self, audio, expect: str = "", language: str = ""):
+        return self._run(lambda engine: engine.transcribe(audio, expect, language))
 
     def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         """Sentence by sentence. After a failure mid-reply the retry (or the CPU engine) is

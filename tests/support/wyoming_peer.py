@@ -51,9 +51,9 @@ async def describe(port: int) -> Info:
     return Info.from_event(answers[-1])
 
 
-async def transcribe(port: int, audio: np.ndarray, rate: int = 16_000) -> Event:
-    """The Transcript (or Error) event for audio."""
-    answers = await exchange(port, [Transcribe(language="en").event(), *pcm_events(audio, rate)],
+async def transcribe(port: int, audio: np.ndarray, rate: int = 16_000, language: str | None = "en") -> Event:
+    """The Transcript (or Error) event for audio, asked for in `language` (None: not said)."""
+    answers = await exchange(port, [Transcribe(language=language).event(), *pcm_events(audio, rate)],
                              lambda e: Transcript.is_type(e.type))
     return answers[-1]
 

@@ -176,17 +176,27 @@ class FasterWhisperSTT:
         code, p = (ranked or probabilities)[0]
         return code, float(p)
 
-    def _detect(self, encoded) -> tuple[str, float | None]:
+    def _request_language(self, language: str | None) -> str | None:
+        """The language a request is decoded in without detection: the one its caller names
+        (a Wyoming client's transcribe event) if this model knows it, else [stt]'s forced one."""
+        if language and self.multilingual and language in self.languages:
+            return language
+        if language and language not in self.languages:
+            log.info("faster-whisper: a request asked for language %r, which this model does not have", language)
+        return self._language
+
+    def _detect(self, encoded, forced: str | None) -> tuple[str, float | None]:
         """(language, probability) for a request: the forced one (None), or Whisper's."""
-        if self._language is not None:
-            return self._language, None
+        if forced is not None:
+            return forced, None
         if not self.multilingual:
             return "en", None
         results = self._require().model.detect_language(encoded)[0]   # [("<|de|>", p), ...], sorted
         return self._pick_language([(token[2:-2], p) for token, p in results])
 
     def _short_window(self, audio: np.ndarray, max_new_tokens: int, window_s: float | None = None,
-                      prompt_tokens: list[int] | None = None) -> tuple[str, float, str, float | None]:
+                      prompt_tokens: list[int] | None = None,
+                      forced: str | None = None) -> tuple[str, float, str, float | None]:
         """(text, no-speech probability, language, its probability) of one request in a window
         of `window_s` ([stt] short_window_s, at least the audio + 1 s, at most 30 s), after
         `prompt_tokens` (the vocabulary prompt's by default)."""
@@ -202,7 +212,7 @@ class FasterWhisperSTT:
         used = min(frames, features.shape[-1])
         window[0, :, :used] = features[:, :used]
         encoded = model.model.encode(ctranslate2.StorageView.from_array(window))
-        language, p_language = self._detect(encoded)
+        language, p_language = self._detect(encoded, forced)
         tok = self._tokenizer(language)
         prompt = list(tok.sot_sequence) + [tok.no_timestamps]
         prompt_tokens = self._prompt_tokens if prompt_tokens is None else prompt_tokens
@@ -218,10 +228,10 @@ class FasterWhisperSTT:
                                                 return_no_speech_prob=True)[0].no_speech_prob)
         return tok.decode(result.sequences_ids[0]).strip(), p_none, language, p_language
 
-    def _long_form_language(self, audio: np.ndarray) -> tuple[str, float | None]:
+    def _long_form_language(self, audio: np.ndarray, forced: str | None) -> tuple[str, float | None]:
         """Detected on the first 30 s (faster-whisper encodes them once more for this)."""
-        if self._language is not None:
-            return self._language, None
+        if forced is not None:
+            return forced, None
         if not self.multilingual:
             return "en", None
         _code, _p, probabilities = self._require().detect_language(audio, language_detection_segments=1)
@@ -243,12 +253,13 @@ class FasterWhisperSTT:
         """One short decode so the first real request does not pay for lazy initialisation."""
         with self._lock:
             if self.stt.short_window_s > 1:   # the path spoken requests take
-                self._short_window(np.zeros(STT_RATE, dtype=np.float32), WARMUP_TOKENS)
+                self._short_window(np.zeros(STT_RATE, dtype=np.float32), WARMUP_TOKENS, forced=self._language)
             self._decode(np.zeros(STT_RATE, dtype=np.float32), WARMUP_TOKENS, long_form=False)
 
-    def transcribe(self, audio: np.ndarray, expect: str = "") -> Transcript:
+    def transcribe(self, audio: np.ndarray, expect: str = "", language: str = "") -> Transcript:
         """`expect`: what this request is likely to say ("Stop, cancel."), a prompt in place of
-        the vocabulary's; a transcript that repeats it is not taken for an echo."""
+        the vocabulary's; a transcript that repeats it is not taken for an echo. `language`:
+        this request's language, if its sender knows it (else [stt] language decides)."""
         self._require()
         audio = mono_audio(audio)
         audio_s = audio.size / STT_RATE
@@ -259,7 +270,8 @@ class FasterWhisperSTT:
         # A request of one window goes through the direct path when it is short, when its
         # language is detected (from the same encoder output) or when there is a vocabulary
         # prompt (the gate then reads the no-speech probability without it).
-        detect = self._language is None and self.multilingual
+        forced = self._request_language(language)
+        detect = forced is None and self.multilingual
         short = audio_s < self.stt.short_window_s
         prompt = expect or self._prompt
         prompt_tokens = self._tokenizer("en").encode(" " + expect) if expect else self._prompt_tokens
@@ -267,9 +279,9 @@ class FasterWhisperSTT:
             try:
                 if not long_form and (short or detect or prompt_tokens):
                     raw, p_none, language, p_language = self._short_window(
-                        audio, self.stt.max_new_tokens, None if short else WINDOW_S, prompt_tokens)
+                        audio, self.stt.max_new_tokens, None if short else WINDOW_S, prompt_tokens, forced)
                 else:
-                    language, p_language = self._long_form_language(audio) if long_form else (self._language or "en", None)
+                    language, p_language = self._long_form_language(audio, forced) if long_form else (forced or "en", None)
                     segments = self._decode(audio, self.stt.max_new_tokens, long_form, language, prompt)
                     raw = "".join(s.text for s in segments).strip()
                     p_none = None if long_form or not segments else float(segments[0].no_speech_prob)

@@ -192,10 +192,19 @@ class WhisperSTT:
         p_none = None if self._no_speech_id is None else float(probs[self._no_speech_id])
         return p_none, probs
 
-    def _pick_language(self, probs) -> tuple[str, float | None]:
+    def _request_language(self, language: str | None) -> str | None:
+        """The language a request is decoded in without detection: the one its caller names
+        (a Wyoming client's transcribe event) if this model knows it, else [stt]'s forced one."""
+        if language and self._multilingual and language in self._language_ids:
+            return language
+        if language and language not in self.languages:
+            log.info("whisper: a request asked for language %r, which this model does not have", language)
+        return self._forced
+
+    def _pick_language(self, probs, forced: str | None) -> tuple[str, float | None]:
         """The forced language, or the most probable (among [stt] language's list if any)."""
-        if self._forced is not None:
-            return self._forced, None
+        if forced is not None:
+            return forced, None
         if not self._multilingual or not self._language_ids:
             return "en", None
         allowed = [c for c in self.stt.allowed_languages if c in self._language_ids]
@@ -204,10 +213,12 @@ class WhisperSTT:
         best = int(probs[ids].argmax())
         return codes[best], float(probs[ids[best]])
 
-    def transcribe(self, audio: np.ndarray, expect: str = "") -> Transcript:
+    def transcribe(self, audio: np.ndarray, expect: str = "", language: str = "") -> Transcript:
         """`expect`: what this request is likely to say ("Stop, cancel."), a prompt in place of
-        the vocabulary's; a transcript that repeats it is not taken for an echo."""
+        the vocabulary's; a transcript that repeats it is not taken for an echo. `language`:
+        this request's language, if its sender knows it (else [stt] language decides)."""
         pipe = self._require()
+        forced = self._request_language(language)
         gen_kwargs = self._gen_kwargs
         if expect:
             gen_kwargs = {**gen_kwargs, "prompt_ids": self._torch.as_tensor(
@@ -221,7 +232,7 @@ class WhisperSTT:
             if audio_s <= WINDOW_S:
                 encoded = self._guard(lambda: self._encode(audio))
                 p_none, probs = self._guard(lambda: self._first_step(encoded))
-                language, p_language = self._pick_language(probs)
+                language, p_language = self._pick_language(probs, forced)
                 if p_none is not None and p_none >= self.stt.no_speech_threshold:
                     return Transcript("", time.monotonic() - started, audio_s, p_none, language=language,
                                       language_probability=p_language,
@@ -232,11 +243,11 @@ class WhisperSTT:
                 result = self._guard(lambda: pipe(audio, generate_kwargs=kwargs))
             else:
                 p_none = None
-                language, p_language = self._forced or ("en" if not self._multilingual else ""), None
+                language, p_language = forced or ("en" if not self._multilingual else ""), None
                 if not language:
                     # Detected on the first 30 s, as Whisper's own long-form decoding would.
                     encoded = self._guard(lambda: self._encode(audio[:int(WINDOW_S * STT_RATE)]))
-                    language, p_language = self._pick_language(self._guard(lambda: self._first_step(encoded))[1])
+                    language, p_language = self._pick_language(self._guard(lambda: self._first_step(encoded))[1], None)
                 kwargs = {**gen_kwargs, **({"language": language} if self._multilingual else {})}
                 # Long-form decoding predicts timestamps to move its 30 s window along.
                 result = self._guard(lambda: pipe(audio, return_timestamps=True, generate_kwargs=kwargs))

@@ -37,11 +37,11 @@ class WyomingSTT:
     def warmup(self) -> None:
         """Nothing to warm here; the remote warms its own model."""
 
-    def transcribe(self, audio: np.ndarray, expect: str = "") -> Transcript:
+    def transcribe(self, audio: np.ndarray, expect: str = "", language: str = "") -> Transcript:
         """`expect` is not sent: Wyoming's transcribe event has no prompt."""
         audio = mono_audio(audio)
         started, audio_s = time.monotonic(), audio.size / STT_RATE
-        events = [Transcribe(language=self.language or None).event(),
+        events = [Transcribe(language=language or self.language or None).event(),
                   AudioStart(rate=STT_RATE, width=2, channels=1).event(),
                   *(chunk.event() for chunk in audio_chunks(audio, STT_RATE)),
                   AudioStop().event()]

@@ -51,6 +51,7 @@ class VoicedHandler(AsyncEventHandler):
         self.service = service
         self.mode: str | None = None          # "asr", "wake" or "discard" while audio flows
         self.pcm = MonoPcm(RATE)
+        self.language = ""                    # asked for by the last transcribe event
         self.detector = None
         self.wake_names: set[str] | None = None
         self.detected = False
@@ -158,6 +159,8 @@ class VoicedHandler(AsyncEventHandler):
             await self.write_event(Pong(text=Ping.from_event(event).text).event())
         elif Transcribe.is_type(event.type):
             self.mode, self.pcm = "asr", MonoPcm(RATE)
+            # "de", "de-DE" or "de_DE": Whisper knows languages, not regions.
+            self.language = (Transcribe.from_event(event).language or "").replace("_", "-").split("-")[0].lower()
         elif Detect.is_type(event.type):
             await self._start_wake(Detect.from_event(event).names)
         elif AudioStart.is_type(event.type):
@@ -209,8 +212,9 @@ class VoicedHandler(AsyncEventHandler):
             self._release_detector()
             return
         audio, self.pcm = self.pcm.as_float(), MonoPcm(RATE)
-        text = await self.service.transcribe(audio)
-        await self.write_event(WyomingTranscript(text=text).event())
+        language, self.language = self.language, ""
+        text, language = await self.service.transcribe(audio, language)
+        await self.write_event(WyomingTranscript(text=text, language=language or None).event())
 
     # -- text-to-speech ----------------------------------------------------------------
     async def _synthesize(self, text: str) -> None:

@@ -221,19 +221,19 @@ class RemoteWithFallback:
         self.health.count("local")
         return self._local
 
-    def transcribe(self, audio, expect: str = "") -> Transcript:
+    def transcribe(self, audio, expect: str = "", language: str = "") -> Transcript:
         if self._use_remote():
             try:
-                result = self.remote.transcribe(audio)
+                result = self.remote.transcribe(audio, expect, language)
             except RemoteBusy as exc:
                 self.health.count("busy")
-                return self._local_engine(exc).transcribe(audio, expect)
+                return self._local_engine(exc).transcribe(audio, expect, language)
             except TransientEngineError as exc:
                 self._failed(exc)
-                return self._local_engine(exc).transcribe(audio, expect)
+                return self._local_engine(exc).transcribe(audio, expect, language)
             self._succeeded()
             return result
-        return self._local_engine(f"{self.role}: remote {self.health.uri} down").transcribe(audio, expect)
+        return self._local_engine(f"{self.role}: remote {self.health.uri} down").transcribe(audio, expect, language)
 
     def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         """After a failure mid-reply the local engine says only what was not said yet."""

@@ -80,23 +80,26 @@ class WyomingService:
         return describe(self.stt.info if self.stt else None, self.tts.info if self.tts else None,
                         self.wake_names, stt_languages(self.stt_language, self.stt))
 
-    async def transcribe(self, audio: np.ndarray) -> str:
+    async def transcribe(self, audio: np.ndarray, language: str = "") -> tuple[str, str]:
+        """(text, its language) for a client's audio; `language` is the one its transcribe event
+        asked for (Home Assistant sends its pipeline's), else [stt] language decides."""
         async with self.queue.admit():   # admitted first: a refused client costs nothing
-            transcript = await self.queue.run(lambda: self._transcribe(audio))   # off the event loop
+            transcript = await self.queue.run(lambda: self._transcribe(audio, language))   # off the event loop
         if transcript is None:
-            return ""
+            return "", language
         self.counts["transcripts"] += 1
-        log.info("wyoming: transcribed %.1f s in %.2f s: %r", transcript.audio_s, transcript.elapsed_s, transcript.text)
-        return transcript.text
+        log.info("wyoming: transcribed %.1f s in %.2f s (%s): %r", transcript.audio_s, transcript.elapsed_s,
+                 transcript.language or "?", transcript.text)
+        return transcript.text, transcript.language or language
 
-    def _transcribe(self, audio: np.ndarray):
+    def _transcribe(self, audio: np.ndarray, language: str = ""):
         if self.prepare is not None:   # the daemon's own input path: DC removal, level check, gain
             prepared, why = self.prepare(audio)
             if prepared is None:
                 log.info("wyoming: audio dropped: %s", why)
                 return None
             audio = prepared
-        return self.stt.transcribe(audio)
+        return self.stt.transcribe(audio, "", language)
 
     async def synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
         """Sentence by sentence as the engine makes them; one reply at a time on the models."""
