@@ -28,6 +28,26 @@ if (( ${#missing[@]} )); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# SVOX Pico speaks replies in German, French, Spanish and Italian clearly (espeak-ng is robotic).
+# It is in Debian's non-free component: installed when apt offers it; the test setup (throwaway
+# machines, CI) enables contrib/non-free on a Debian that lacks them, as the tests need it.
+pico_ok() { apt-cache show libttspico-utils >/dev/null 2>&1; }
+if ! command -v pico2wave >/dev/null; then
+  SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
+  sources=/etc/apt/sources.list.d/debian.sources
+  if ! pico_ok && [[ $WITH_TEST == 1 && -f $sources ]] && grep -q "^Components: main$" "$sources"; then
+    log "apt: enabling Debian's contrib and non-free components for libttspico-utils (test setup)"
+    $SUDO sed -i 's/^Components: main$/Components: main contrib non-free/' "$sources"
+    $SUDO apt-get update -qq
+  fi
+  if pico_ok; then
+    log "apt: installing libttspico-utils (SVOX Pico voices)"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libttspico-utils >/dev/null
+  else
+    log "SVOX Pico not offered by apt (Debian non-free / Ubuntu multiverse): replies in other languages use espeak-ng"
+  fi
+fi
+
 [[ -x $VENV/bin/python ]] || { log "creating $VENV"; $PY -m venv "$VENV"; }
 # pip warns about every find-links folder this machine lacks; keep real errors only.
 pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither" >&2); }

@@ -217,8 +217,9 @@ class TtsSettings(Section):
     piper_voice: str = "joe-us"              # packaged voice name or path to a .onnx
     espeak_voice: str = "en-us"
     # The voice for a reply in another language than the configured one: language -> voice,
-    # "piper:<name or .onnx>" or "espeak:<espeak voice>". A language not listed is spoken by
-    # espeak-ng's voice for it when it has one, else by the default voice (and logged).
+    # "piper:<name or .onnx>", "pico:<de-DE...>" or "espeak:<espeak voice>". A language not
+    # listed is spoken by SVOX Pico's voice for it when pico2wave is installed (de, fr, es, it,
+    # en), else espeak-ng's, else by the default voice (and logged).
     voices_by_language: dict[str, str] = Field(default_factory=dict)
     phrase_cache_items: int = Field(64, ge=0, le=10_000)   # replies kept to replay; 0 = off
 
