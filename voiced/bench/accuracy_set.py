@@ -1,6 +1,7 @@
 """The accuracy set for `voiced bench --parts accuracy` (also `scripts/make_accuracy_set.py`):
 the same short assistant requests in English, German, French and Spanish, each spoken by
-synthetic voices (espeak-ng voice variants at two speeds; Piper's packaged voice for English)
+synthetic voices (espeak-ng voice variants at two speeds; Piper's packaged voice for English;
+SVOX Pico's voice per language, British for English, when pico2wave is installed)
 and mixed with noise at a known SNR: pink and brown noise (a fan, a room) and babble (5 other
 espeak sentences at once) at 20, 10 and 5 dB. WAVs + manifest.json in a cache folder,
 regenerated on demand when the specification changes, never committed.
@@ -68,7 +69,9 @@ VOICES: tuple[tuple[str, str, str, dict], ...] = tuple(
     (lang, f"espeak {v} s{s}", "espeak", {"voice": v, "speed": s})
     for lang, ev in (("en", "en-us"), ("de", "de"), ("fr", "fr"), ("es", "es"))
     for v, s in ((f"{ev}+m3", 175), (f"{ev}+f3", 140))
-) + (("en", "piper joe-us", "piper", {}),)
+) + (("en", "piper joe-us", "piper", {}),) + tuple(
+    (lang, f"pico {voice}", "pico", {"voice": voice})
+    for lang, voice in (("en", "en-GB"), ("de", "de-DE"), ("fr", "fr-FR"), ("es", "es-ES")))
 
 # Babble: other sentences (never the requests), in the four languages, by other voices.
 BABBLE_TEXTS = (
@@ -151,6 +154,15 @@ def mix(speech: np.ndarray, condition: str, seed: int, babble_sources: list[np.n
 def _render(engine: str, args: dict, text: str, piper) -> np.ndarray:
     if engine == "espeak":
         return espeak(text, args["voice"], args["speed"]).astype(np.float32) / 32768
+    if engine == "pico":
+        from voiced.engines.tts_pico import PicoEngine
+
+        pico = PicoEngine(args["voice"])
+        try:
+            chunks = list(pico.synthesize(text))
+        finally:
+            pico.close()
+        return np.concatenate([c.audio for c in chunks])      # 16 kHz already
     from voiced.audio.dsp import resample
 
     chunks = list(piper.synthesize(text))
@@ -165,6 +177,10 @@ def build_set(out: Path | None = None, settings=None, *, languages=LANGUAGES, vo
 
     out = Path(out or default_dir())
     voices = [v for v in VOICES if v[0] in languages and (voices is None or v[1] in voices)]
+    if shutil.which("pico2wave") is None and any(v[2] == "pico" for v in voices):
+        if echo:
+            echo("accuracy set: without SVOX Pico's voices (pico2wave is not installed)", file=sys.stderr)
+        voices = [v for v in voices if v[2] != "pico"]
     spec = _spec(languages, [v[1] for v in voices], conditions, requests)
     path = out / "manifest.json"
     if not force and path.is_file():
