@@ -5,6 +5,7 @@ TTS output is at the engine's own `sample_rate` (playback resamples to the devic
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,3 +103,15 @@ class TextToSpeech(Protocol):
     def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         """Yield audio sentence by sentence, so playback can start on the first."""
         ...
+
+
+def request_language(engine: str, asked: str | None, languages, multilingual: bool, forced: str | None) -> str | None:
+    """The language a request is decoded in without detection: the one its caller names (a
+    Wyoming client's transcribe event) if the model knows it, else [stt]'s forced one (None:
+    detect)."""
+    if asked and multilingual and asked in languages:
+        return asked
+    if asked and asked not in languages:
+        logging.getLogger("voiced.engines").info(
+            "%s: a request asked for language %r, which this model does not have", engine, asked)
+    return forced

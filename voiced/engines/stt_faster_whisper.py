@@ -43,6 +43,7 @@ from voiced.engines.base import (
     OutOfMemory,
     Transcript,
     mono_audio,
+    request_language,
 )
 from voiced.engines.hallucination import filtered_transcript
 from voiced.engines.threads import cpu_threads
@@ -177,13 +178,7 @@ class FasterWhisperSTT:
         return code, float(p)
 
     def _request_language(self, language: str | None) -> str | None:
-        """The language a request is decoded in without detection: the one its caller names
-        (a Wyoming client's transcribe event) if this model knows it, else [stt]'s forced one."""
-        if language and self.multilingual and language in self.languages:
-            return language
-        if language and language not in self.languages:
-            log.info("faster-whisper: a request asked for language %r, which this model does not have", language)
-        return self._language
+        return request_language(self.name, language, self.languages, self.multilingual, self._language)
 
     def _detect(self, encoded, forced: str | None) -> tuple[str, float | None]:
         """(language, probability) for a request: the forced one (None), or Whisper's."""

@@ -32,6 +32,7 @@ from voiced.engines.base import (
     OutOfMemory,
     Transcript,
     mono_audio,
+    request_language,
 )
 from voiced.engines.hallucination import filtered_transcript
 from voiced.engines.vocabulary import bias_prompt
@@ -193,13 +194,7 @@ class WhisperSTT:
         return p_none, probs
 
     def _request_language(self, language: str | None) -> str | None:
-        """The language a request is decoded in without detection: the one its caller names
-        (a Wyoming client's transcribe event) if this model knows it, else [stt]'s forced one."""
-        if language and self._multilingual and language in self._language_ids:
-            return language
-        if language and language not in self.languages:
-            log.info("whisper: a request asked for language %r, which this model does not have", language)
-        return self._forced
+        return request_language(self.name, language, self.languages, self._multilingual, self._forced)
 
     def _pick_language(self, probs, forced: str | None) -> tuple[str, float | None]:
         """The forced language, or the most probable (among [stt] language's list if any)."""

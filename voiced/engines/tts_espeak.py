@@ -84,7 +84,13 @@ class EspeakEngine:
     def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         if self._binary is None:
             self.load()
-        for sentence in split_sentences(speakable(text)):
-            audio, rate = self._run(sentence)
-            audio = effects.apply(audio, rate, style.speed, style.pitch)
-            yield SpeechChunk(audio=audio, sample_rate=rate, text=sentence)
+        return sentence_chunks(text, style, self._run)
+
+
+def sentence_chunks(text: str, style: VoiceStyle, render) -> Iterator[SpeechChunk]:
+    """One chunk per sentence from `render(sentence) -> (audio, rate)` (a process per sentence:
+    espeak-ng, pico2wave), in `style`'s speed and pitch."""
+    for sentence in split_sentences(speakable(text)):
+        audio, rate = render(sentence)
+        audio = effects.apply(audio, rate, style.speed, style.pitch)
+        yield SpeechChunk(audio=audio, sample_rate=rate, text=sentence)

@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..audio import effects
-from ..text import speakable, split_sentences
 from .base import (
     PLAIN,
     EngineInfo,
@@ -23,7 +21,7 @@ from .base import (
     TransientEngineError,
     VoiceStyle,
 )
-from .tts_espeak import parse_wav
+from .tts_espeak import parse_wav, sentence_chunks
 
 BINARY = "pico2wave"
 LANG_DIR = Path("/usr/share/pico/lang")
@@ -99,7 +97,4 @@ class PicoEngine:
     def synthesize(self, text: str, style: VoiceStyle = PLAIN) -> Iterator[SpeechChunk]:
         if self._binary is None:
             self.load()
-        for sentence in split_sentences(speakable(text)):
-            audio, rate = self._run(sentence)
-            audio = effects.apply(audio, rate, style.speed, style.pitch)
-            yield SpeechChunk(audio=audio, sample_rate=rate, text=sentence)
+        return sentence_chunks(text, style, self._run)
