@@ -50,9 +50,15 @@ class Ended(Exception):
     """The turn ended before its reply (dropped, rejected, cancelled); Finished was posted."""
 
 
+# Whisper base's "auto" among ~99 languages under this probability was wrong on 4 of 20 real
+# Spanish sentences (tests/test_stt_languages.py); a list of the household's languages was right.
+UNSURE_LANGUAGE_P = 0.5
+
+
 class TurnWorker:
     def __init__(self, daemon):
         self.d = daemon
+        self._language_hint_given = False
 
     # -- entry points, each on its own thread -----------------------------------
     def spoken(self, job: TurnJob, pcm: np.ndarray, early=None) -> None:
@@ -157,6 +163,7 @@ class TurnWorker:
                 raise Ended
             transcript = self._bounded(job, "stt", lambda: d.stt.transcribe(audio), d.settings.watchdog.stt_timeout_s)
         language = getattr(transcript, "language", "") or ""
+        self._hint_unsure_language(transcript)
         job.progress(mark="transcript", transcript=transcript.text, language=language)
         if not transcript.text:
             log.info("nothing to answer: %s (model said %r)", transcript.rejected, transcript.raw_text)
@@ -190,6 +197,16 @@ class TurnWorker:
         if job.cancel.is_set():
             raise Ended
         return transcript, reply
+
+    def _hint_unsure_language(self, transcript: Transcript) -> None:
+        """Once: "auto" guessed with little confidence; a list of languages is the fix."""
+        p = getattr(transcript, "language_probability", None)
+        if self._language_hint_given or p is None or p >= UNSURE_LANGUAGE_P or self.d.settings.stt.allowed_languages:
+            return
+        self._language_hint_given = True
+        log.info("language detection was unsure (%s, p=%.2f): with [stt] language = \"auto\" Whisper chooses "
+                 "among ~99 languages; a list of the languages spoken here (e.g. [\"en\", \"%s\"]) is far more "
+                 "reliable", transcript.language, p, transcript.language if transcript.language != "en" else "de")
 
     def speech(self, job: TurnJob, text: str, style: VoiceStyle | None = None, language: str = ""):
         """The reply's audio, sentence by sentence, each within the TTS deadline; in another

@@ -2,8 +2,9 @@
 
 Same contract as stt_whisper.py: greedy decoding, bounded tokens, language forced on a
 multilingual model, and the same no-speech gate: CTranslate2 reports the probability of the
-no-speech token at the first decoder step, in the same pass that decodes, so a transcript whose
-probability is over the threshold is dropped (the decode of silence is a few tokens at most).
+no-speech token at the first decoder step, in the same pass that decodes, and the decode's
+average log-probability; a transcript whose probability is over the threshold is dropped unless
+it was decoded confidently (hallucination.no_speech, Whisper's own rule).
 Longer audio than one 30 s window is decoded window by window, and faster-whisper itself skips
 the silent windows.
 
@@ -45,7 +46,7 @@ from voiced.engines.base import (
     mono_audio,
     request_language,
 )
-from voiced.engines.hallucination import filtered_transcript
+from voiced.engines.hallucination import filtered_transcript, no_speech
 from voiced.engines.threads import cpu_threads
 from voiced.engines.vocabulary import bias_prompt
 
@@ -191,8 +192,9 @@ class FasterWhisperSTT:
 
     def _short_window(self, audio: np.ndarray, max_new_tokens: int, window_s: float | None = None,
                       prompt_tokens: list[int] | None = None,
-                      forced: str | None = None) -> tuple[str, float, str, float | None]:
-        """(text, no-speech probability, language, its probability) of one request in a window
+                      forced: str | None = None) -> tuple[str, float, float, str, float | None]:
+        """(text, no-speech probability, average log-probability of its tokens, language, its
+        probability) of one request in a window
         of `window_s` ([stt] short_window_s, at least the audio + 1 s, at most 30 s), after
         `prompt_tokens` (the vocabulary prompt's by default)."""
         import ctranslate2
@@ -214,14 +216,15 @@ class FasterWhisperSTT:
         context = [tok.sot_prev] + prompt_tokens if prompt_tokens else []
         result = model.model.generate(encoded, [context + prompt], beam_size=1,
                                       max_length=len(context) + len(prompt) + max_new_tokens,
-                                      return_no_speech_prob=True, suppress_blank=True,
+                                      return_no_speech_prob=True, return_scores=True, suppress_blank=True,
                                       suppress_tokens=get_suppressed_tokens(tok, [-1]))[0]
         p_none = float(result.no_speech_prob)
         if context:
             # The gate reads the start-of-transcript step without the prompt (one decoder step).
             p_none = float(model.model.generate(encoded, [[tok.sot]], beam_size=1, max_length=2,
                                                 return_no_speech_prob=True)[0].no_speech_prob)
-        return tok.decode(result.sequences_ids[0]).strip(), p_none, language, p_language
+        # The score is the sum of the tokens' log-probabilities over their count (length_penalty 1).
+        return tok.decode(result.sequences_ids[0]).strip(), p_none, float(result.scores[0]), language, p_language
 
     def _long_form_language(self, audio: np.ndarray, forced: str | None) -> tuple[str, float | None]:
         """Detected on the first 30 s (faster-whisper encodes them once more for this)."""
@@ -275,18 +278,19 @@ class FasterWhisperSTT:
         with self._lock:
             try:
                 if not long_form and (short or detect or prompt_tokens):
-                    raw, p_none, language, p_language = self._short_window(
+                    raw, p_none, logprob, language, p_language = self._short_window(
                         audio, self.stt.max_new_tokens, None if short else WINDOW_S, prompt_tokens, forced)
                 else:
                     language, p_language = self._long_form_language(audio, forced) if long_form else (forced or "en", None)
                     segments = self._decode(audio, self.stt.max_new_tokens, long_form, language, prompt)
                     raw = "".join(s.text for s in segments).strip()
                     p_none = None if long_form or not segments else float(segments[0].no_speech_prob)
+                    logprob = None if long_form or not segments else float(segments[0].avg_logprob)
             except RuntimeError as exc:
                 raise _as_engine_error(exc) from exc
         elapsed = time.monotonic() - started
-        if p_none is not None and p_none >= self.stt.no_speech_threshold:
+        silent = no_speech(p_none, logprob, self.stt.no_speech_threshold)
+        if silent:
             return Transcript("", elapsed, audio_s, p_none, raw_text=raw, language=language,
-                              language_probability=p_language,
-                              rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
+                              language_probability=p_language, rejected=silent)
         return filtered_transcript(raw, elapsed, audio_s, p_none, language, p_language, "" if expect else self._prompt)

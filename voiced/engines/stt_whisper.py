@@ -1,10 +1,11 @@
 """Whisper speech-to-text through the transformers ASR pipeline.
 
 Per call (audio up to 30 s): log-mel features -> encoder once -> one decoder step on the
-start token gives the probability of Whisper's no-speech token. Above the threshold the
-audio is rejected without decoding (Whisper otherwise "hears" " you" or " . . ." in silence);
-below it, the pipeline decodes greedily from the same encoder output. Longer audio goes
-through Whisper's own long-form decoding, ungated.
+start token gives the probability of Whisper's no-speech token; the pipeline decodes greedily
+from the same encoder output. Above the threshold the transcript is dropped (Whisper otherwise
+"hears" " you" or " . . ." in silence) unless its words were decoded confidently, as Whisper's
+own rule has it (hallucination.no_speech; the log-probability is read in one teacher-forced
+pass, only then). Longer audio goes through Whisper's own long-form decoding, ungated.
 
 Language: forced ([stt] language = "en") on a multilingual model, or detected per request
 ("auto", or a list to choose from) from the language tokens' probabilities at that same first
@@ -34,7 +35,7 @@ from voiced.engines.base import (
     mono_audio,
     request_language,
 )
-from voiced.engines.hallucination import filtered_transcript
+from voiced.engines.hallucination import filtered_transcript, no_speech
 from voiced.engines.vocabulary import bias_prompt
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,21 @@ class WhisperSTT:
     def _request_language(self, language: str | None) -> str | None:
         return request_language(self.name, language, self.languages, self._multilingual, self._forced)
 
+    def _avg_logprob(self, encoder_output, text: str, language: str) -> float:
+        """The decoder's average log-probability of `text` (and the end token) after the task
+        prefix, read in one teacher-forced pass, as Whisper's avg_logprob."""
+        torch, pipe = self._torch, self._pipe
+        tokenizer, model = pipe.tokenizer, pipe.model
+        tokenizer.set_prefix_tokens(language=language if self._multilingual else None,
+                                    task="transcribe" if self._multilingual else None, predict_timestamps=False)
+        prefix = tokenizer.prefix_tokens
+        sequence = prefix + tokenizer(" " + text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        ids = torch.tensor([sequence[:-1]], device=model.device)
+        logits = model(encoder_outputs=encoder_output, decoder_input_ids=ids).logits[0].float()
+        targets = torch.tensor(sequence[len(prefix):], device=model.device)
+        logprobs = torch.log_softmax(logits[len(prefix) - 1:], dim=-1).gather(1, targets[:, None])
+        return float(logprobs.mean())
+
     def _pick_language(self, probs, forced: str | None) -> tuple[str, float | None]:
         """The forced language, or the most probable (among [stt] language's list if any)."""
         if forced is not None:
@@ -228,14 +244,18 @@ class WhisperSTT:
                 encoded = self._guard(lambda: self._encode(audio))
                 p_none, probs = self._guard(lambda: self._first_step(encoded))
                 language, p_language = self._pick_language(probs, forced)
-                if p_none is not None and p_none >= self.stt.no_speech_threshold:
-                    return Transcript("", time.monotonic() - started, audio_s, p_none, language=language,
-                                      language_probability=p_language,
-                                      rejected=f"no speech (p={p_none:.2f} >= {self.stt.no_speech_threshold})")
                 kwargs = {**gen_kwargs, "encoder_outputs": encoded}
                 if self._multilingual:
                     kwargs["language"] = language
                 result = self._guard(lambda: pipe(audio, generate_kwargs=kwargs))
+                if p_none is not None and p_none >= self.stt.no_speech_threshold:
+                    # Unsure there is speech: how confidently the words were decoded decides.
+                    raw = result["text"].strip()
+                    logprob = self._guard(lambda: self._avg_logprob(encoded, raw, language)) if raw else None
+                    silent = no_speech(p_none, logprob, self.stt.no_speech_threshold)
+                    if silent:
+                        return Transcript("", time.monotonic() - started, audio_s, p_none, raw_text=raw,
+                                          language=language, language_probability=p_language, rejected=silent)
             else:
                 p_none = None
                 language, p_language = forced or ("en" if not self._multilingual else ""), None
