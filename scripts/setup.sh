@@ -17,7 +17,9 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 apt_pkgs=(portaudio19-dev libsystemd-dev pkg-config build-essential python3-dev python3-venv
           libasound2-plugins ffmpeg espeak-ng)
-test_pkgs=(pulseaudio pulseaudio-utils sox alsa-utils systemd chromium zsh fish groff man-db)
+# Real French and Spanish speech for the language tests: Asterisk's prompts (CC BY-SA 3.0).
+test_pkgs=(pulseaudio pulseaudio-utils sox alsa-utils systemd chromium zsh fish groff man-db
+           asterisk-core-sounds-fr asterisk-core-sounds-fr-g722 asterisk-core-sounds-es asterisk-core-sounds-es-g722)
 if [[ $WITH_TEST == 1 ]]; then apt_pkgs+=("${test_pkgs[@]}"); fi
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
