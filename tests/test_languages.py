@@ -121,3 +121,20 @@ def test_a_configured_voice_for_a_language_is_used(settings):
         assert voices.engine_for("es") is None     # a bad entry: logged, the default voice speaks
     finally:
         voices.close()
+
+
+def test_doctor_says_which_voice_answers_each_language(monkeypatch):
+    from voiced import doctor
+    from voiced.config import Settings
+    from voiced.engines import tts_pico
+
+    assert doctor._languages_check(Settings()) is None          # English forced: nothing to say
+    listed = Settings(stt={"language": ["en", "de", "pt"]}, tts={"voices_by_language": {"pt": "piper:joe-us"}})
+    check = doctor._languages_check(listed)
+    assert "detected among en, de, pt" in check.what and "pt: piper:joe-us" in check.what
+    if "de" in tts_pico.pico_languages():
+        assert check.ok is True and "de: pico" in check.what
+    # Without Pico (not installed: Debian non-free), German would be robotic: a warning with the fix.
+    monkeypatch.setattr(tts_pico, "pico_languages", lambda: set())
+    check = doctor._languages_check(listed)
+    assert check.ok is None and "de: espeak-ng" in check.what and "libttspico-utils" in check.fix

@@ -100,6 +100,9 @@ def gather(settings: Settings, config_path: Path, listen_s: float = 1.0) -> list
     checks.append(_gpu_check())
     checks.extend(model_checks(settings, status_all(settings)))
     checks.append(_tts_check(settings, _tts_candidates))
+    language = _languages_check(settings)
+    if language is not None:
+        checks.append(language)
     checks.extend(wyoming_checks(settings))
     checks.append(Check("models dir", True, str(models_dir(settings))))
     return checks
@@ -117,6 +120,35 @@ def _tts_check(settings: Settings, candidates) -> Check:
     tts = candidates(settings)
     return Check("tts", True if tts[0] != "espeak" or has_espeak else False,
                  f"would speak with {tts[0]} (then: {', '.join(tts[1:]) or 'nothing'})")
+
+
+def _languages_check(settings: Settings) -> Check | None:
+    """With language detection on: which voice answers each language (None with one forced)."""
+    from .engines.language_voices import espeak_languages
+    from .engines.tts_pico import INSTALL, VOICES as PICO, pico_languages
+
+    if settings.stt.forced_language:
+        return None
+    home = (settings.stt.allowed_languages[:1] or ("en",))[0]
+    others = [c for c in settings.stt.allowed_languages if c != home] or sorted(set(PICO) - {home})
+    pico, espeak = pico_languages(), espeak_languages()
+    voices, robotic = [], []
+    for code in others:
+        if code in settings.tts.voices_by_language:
+            voices.append(f"{code}: {settings.tts.voices_by_language[code]}")
+        elif code in pico:
+            voices.append(f"{code}: pico")
+        elif code in espeak:
+            voices.append(f"{code}: espeak-ng")
+            if code in PICO:
+                robotic.append(code)
+        else:
+            voices.append(f"{code}: the default voice (none for it)")
+    scope = "detected among " + ", ".join(settings.stt.allowed_languages) if settings.stt.allowed_languages else "auto"
+    detail = f"{scope}; replies in {'; '.join(voices)}" + ("" if settings.stt.allowed_languages else "; others: espeak-ng")
+    if robotic:
+        return Check("languages", None, detail, f"{', '.join(robotic)} would sound robotic: {INSTALL}")
+    return Check("languages", True, detail)
 
 
 def wyoming_checks(settings: Settings) -> list[Check]:
