@@ -33,7 +33,8 @@ fi
 # SVOX Pico speaks replies in German, French, Spanish and Italian clearly (espeak-ng is robotic).
 # It is in Debian's non-free component: installed when apt offers it; the test setup (throwaway
 # machines, CI) enables contrib/non-free on a Debian that lacks them, as the tests need it.
-pico_ok() { apt-cache show libttspico-utils >/dev/null 2>&1; }
+# A candidate to install (apt-cache show also answers for a package removed but remembered).
+pico_ok() { apt-cache policy libttspico-utils 2>/dev/null | grep -q "Candidate: [0-9]"; }
 if ! command -v pico2wave >/dev/null; then
   SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
   sources=/etc/apt/sources.list.d/debian.sources
@@ -44,7 +45,8 @@ if ! command -v pico2wave >/dev/null; then
   fi
   if pico_ok; then
     log "apt: installing libttspico-utils (SVOX Pico voices)"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libttspico-utils >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libttspico-utils >/dev/null \
+      || log "apt could not install libttspico-utils: replies in other languages use espeak-ng"
   else
     log "SVOX Pico not offered by apt (Debian non-free / Ubuntu multiverse): replies in other languages use espeak-ng"
   fi
