@@ -33,8 +33,9 @@ fi
 # SVOX Pico speaks replies in German, French, Spanish and Italian clearly (espeak-ng is robotic).
 # It is in Debian's non-free component: installed when apt offers it; the test setup (throwaway
 # machines, CI) enables contrib/non-free on a Debian that lacks them, as the tests need it.
-# A candidate to install (apt-cache show also answers for a package removed but remembered).
-pico_ok() { apt-cache policy libttspico-utils 2>/dev/null | grep -q "Candidate: [0-9]"; }
+# A candidate to install (apt-cache show also answers for a package removed but remembered);
+# no pipe into grep -q: under pipefail its early exit fails the pipeline.
+pico_ok() { [[ $(apt-cache policy libttspico-utils 2>/dev/null) == *"Candidate: "[0-9]* ]]; }
 if ! command -v pico2wave >/dev/null; then
   SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
   sources=/etc/apt/sources.list.d/debian.sources
