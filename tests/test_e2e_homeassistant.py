@@ -208,7 +208,8 @@ def test_a_finished_timer_rings_until_the_hotkey_stops_it(satellite, pulse_serve
     def act():
         ha.timer(T.VOICE_ASSISTANT_TIMER_FINISHED, 0)
         daemon.wait_for(r"a timer finished: ringing", timeout=10, start=mark)
-        time.sleep(3.0)
+        time.sleep(6.0)     # a ring every ~3.2 s through the virtual speaker (1.52 s of tone+quiet,
+                            # then the play's drain): two whole ones before the key
         pressed.append(time.monotonic())
         os.write(fd, key_events((KEY_LEFTCTRL, 1), (KEY_SPACE, 1)))
         time.sleep(0.3)
@@ -230,7 +231,10 @@ def test_a_finished_timer_rings_until_the_hotkey_stops_it(satellite, pulse_serve
 
 def test_a_ringing_timer_stops_when_told_stop(satellite, pulse_server, tmp_path, piper_voice):
     daemon, ha = satellite
-    stop = utterance(tmp_path, [("piper", "Stop."), 0.8], piper_voice)
+    # A whole command: Piper's lone "Stop." through the daemon was heard "Start." in two
+    # fresh-clone runs (Piper renders differently each time); the lone word is measured at 20
+    # offsets in tests/test_stt_languages.py::test_expected_phrases_help_a_shouted_stop.
+    stop = utterance(tmp_path, [("piper", "Stop the timer."), 0.8], piper_voice)
     mark = len(daemon.lines)
     ha.timer(T.VOICE_ASSISTANT_TIMER_FINISHED, 0)
     daemon.wait_for(r"a timer finished: ringing", timeout=10, start=mark)
