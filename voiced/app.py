@@ -373,7 +373,7 @@ class Daemon:
         audio, _why = self.prepare_request(pcm)
         if audio is None:
             return None
-        return self.stt.transcribe(audio, expect) if expect else self.stt.transcribe(audio)
+        return self.stt.transcribe(audio, expect)
 
     # -- entry points for the HTTP API, CLI and hotkey: they post, the owner decides -------
     def _ask(self, msg) -> dict:

@@ -124,7 +124,7 @@ def _tts_check(settings: Settings, candidates) -> Check:
 
 def _languages_check(settings: Settings) -> Check | None:
     """With language detection on: which voice answers each language (None with one forced)."""
-    from .engines.language_voices import espeak_languages
+    from .engines.language_voices import espeak_languages, voice_for
     from .engines.tts_pico import INSTALL, VOICES as PICO, pico_languages
 
     if settings.stt.forced_language:
@@ -134,16 +134,15 @@ def _languages_check(settings: Settings) -> Check | None:
     pico, espeak = pico_languages(), espeak_languages()
     voices, robotic = [], []
     for code in others:
+        spec = voice_for(settings, code, pico, espeak)
         if code in settings.tts.voices_by_language:
-            voices.append(f"{code}: {settings.tts.voices_by_language[code]}")
-        elif code in pico:
-            voices.append(f"{code}: pico")
-        elif code in espeak:
-            voices.append(f"{code}: espeak-ng")
-            if code in PICO:
-                robotic.append(code)
-        else:
+            voices.append(f"{code}: {spec}")
+        elif spec is None:
             voices.append(f"{code}: the default voice (none for it)")
+        else:
+            voices.append(f"{code}: {'pico' if spec.startswith('pico:') else 'espeak-ng'}")
+            if spec.startswith("espeak:") and code in PICO:
+                robotic.append(code)
     scope = "detected among " + ", ".join(settings.stt.allowed_languages) if settings.stt.allowed_languages else "auto"
     detail = f"{scope}; replies in {'; '.join(voices)}" + ("" if settings.stt.allowed_languages else "; others: espeak-ng")
     if robotic:

@@ -31,6 +31,17 @@ def espeak_languages() -> set[str]:
     return {line.split()[1].lower() for line in out.splitlines()[1:] if len(line.split()) > 1}
 
 
+def voice_for(settings: Settings, lang: str, pico: set[str], espeak: set[str]) -> str | None:
+    """The voice that answers `lang`: [tts] voices_by_language's, else Pico's (`pico`: the
+    languages it has here), else espeak-ng's, else None (the default voice)."""
+    configured = settings.tts.voices_by_language.get(lang)
+    if configured:
+        return configured
+    if lang in pico:
+        return f"pico:{lang}"
+    return f"espeak:{lang}" if lang in espeak else None
+
+
 class LanguageVoices:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -61,7 +72,15 @@ class LanguageVoices:
             return engine
 
     def _build(self, lang: str):
-        spec = self.settings.tts.voices_by_language.get(lang) or self._installed_voice(lang)
+        from .tts_pico import VOICES as PICO_VOICES, pico_languages
+
+        if self._pico is None:
+            self._pico = pico_languages()
+        if self._espeak is None:
+            self._espeak = espeak_languages()
+        spec = voice_for(self.settings, lang, self._pico, self._espeak)
+        if spec == f"espeak:{lang}" and lang in PICO_VOICES and lang not in self.settings.tts.voices_by_language:
+            log.info("replies in %r use espeak-ng's robotic voice: install libttspico-utils for a clear one", lang)
         if spec is None:
             log.warning("no voice for replies in %r: set [tts] voices_by_language.%s; the default voice speaks",
                         lang, lang)
@@ -86,22 +105,6 @@ class LanguageVoices:
             return None
         log.info("replies in %r are spoken by %s (%s)", lang, info.name, info.model)
         return engine
-
-    def _installed_voice(self, lang: str) -> str | None:
-        """Pico's voice for `lang` if installed, else espeak-ng's, else None."""
-        from .tts_pico import VOICES as PICO_VOICES, pico_languages
-
-        if self._pico is None:
-            self._pico = pico_languages()
-        if lang in self._pico:
-            return f"pico:{lang}"
-        if self._espeak is None:
-            self._espeak = espeak_languages()
-        if lang not in self._espeak:
-            return None
-        if lang in PICO_VOICES:   # Pico would have spoken it clearly
-            log.info("replies in %r use espeak-ng's robotic voice: install libttspico-utils for a clear one", lang)
-        return f"espeak:{lang}"
 
     def close(self) -> None:
         for engine in self._engines.values():

@@ -18,8 +18,9 @@ Language: forced ([stt] language = "en") on a multilingual model, or detected pe
 ("auto", or a list to choose from). Detection reads CTranslate2's language probabilities from the
 encoder output the decode then uses (encoded once): a request of one window goes through the
 direct path above (a guess under DETECT_SURE on the short window is made again on the full 30 s
-window, which the decode then uses); longer audio is detected on its first 30 s by faster-whisper. The no-speech probability is that of the
-start-of-transcript step, before the language token, so the gate is the same in every language.
+window, which the decode then uses); longer audio is detected on its first 30 s by
+faster-whisper. The no-speech probability is that of the start-of-transcript step, before the
+language token, so the gate is the same in every language.
 
 Vocabulary ([stt] vocabulary, engines/vocabulary.py): a prompt after <|startofprev|>, as
 faster-whisper's `hotwords` does; the no-speech gate is then read without it (a prompt makes
